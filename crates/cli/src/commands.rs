@@ -1,0 +1,264 @@
+//! The subcommands other than `demo`.
+
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::sync::Arc;
+
+use anyhow::Context;
+use indicatif::{ProgressBar, ProgressStyle};
+
+use lodestar_core::{Clock, SystemClock};
+use lodestar_server::AppState;
+use lodestar_store::{EventStore, Store};
+
+use crate::config::{Config, LogConfig};
+use crate::{ExportWhat, FileFormat};
+
+/// Sets up `tracing` output on stderr.
+pub fn init_logging(log: &LogConfig) {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(&log.filter));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    if log.format == "json" {
+        builder.json().init();
+    } else {
+        builder.init();
+    }
+}
+
+pub fn clock() -> Arc<dyn Clock> {
+    Arc::new(SystemClock)
+}
+
+pub fn open_store(config: &Config) -> anyhow::Result<Arc<Store>> {
+    Store::open(config.store.clone(), clock()).with_context(|| {
+        format!(
+            "opening the data folder {}",
+            config.store.data_dir.display()
+        )
+    })
+}
+
+/// `lodestar serve`
+pub fn serve(config: Config) -> anyhow::Result<ExitCode> {
+    let store = open_store(&config)?;
+    serve_store(config, store, None)?;
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Runs the HTTP server on an open store until SIGINT or SIGTERM. `banner` is printed once
+/// the server listens.
+pub fn serve_store(
+    config: Config,
+    store: Arc<Store>,
+    banner: Option<String>,
+) -> anyhow::Result<()> {
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?;
+    runtime.block_on(async move {
+        let listener = tokio::net::TcpListener::bind(&config.server.listen)
+            .await
+            .with_context(|| format!("listening on {}", config.server.listen))?;
+        let addr = listener.local_addr()?;
+        tracing::info!(%addr, data_dir = %config.store.data_dir.display(), "lodestar listening");
+        if let Some(banner) = banner {
+            println!("{banner}");
+        }
+        println!("Lodestar is listening on http://{addr}  (Ctrl-C to stop / 按 Ctrl-C 停止)");
+        let state = AppState::new(store.clone(), clock(), &config.server);
+        lodestar_server::serve(listener, state, shutdown_signal()).await?;
+        tracing::info!("shutting down");
+        store.shutdown();
+        anyhow::Ok(())
+    })
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    tokio::select! {
+        _ = ctrl_c => {},
+        _ = term => {},
+    }
+}
+
+/// `lodestar projects create NAME`
+pub fn create_project(config: Config, name: &str) -> anyhow::Result<ExitCode> {
+    let (info, key) = Store::create_project_in(&config.store.data_dir, name, clock().now())?;
+    eprintln!(
+        "created project {} (id {}) / 已创建项目",
+        info.name, info.id
+    );
+    eprintln!("write key (shown only once; keep it) / 写入密钥（仅显示一次，请妥善保存）:");
+    println!("{key}");
+    Ok(ExitCode::SUCCESS)
+}
+
+/// `lodestar projects list`
+pub fn list_projects(config: Config) -> anyhow::Result<ExitCode> {
+    let projects = Store::projects_in(&config.store.data_dir)?;
+    println!(
+        "{:<6} {:<24} {:<12} {:<26} time zone",
+        "id", "name", "key", "created"
+    );
+    for p in projects {
+        println!(
+            "{:<6} {:<24} {:<12} {:<26} {}",
+            p.id,
+            p.name,
+            format!("{}…", p.key_hint),
+            p.created_at,
+            p.time_zone
+        );
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// `lodestar warnings --project NAME`
+pub fn warnings(config: Config, project: &str, limit: usize) -> anyhow::Result<ExitCode> {
+    let store = open_store(&config)?;
+    let info = store.project(project)?;
+    let rows = store.warnings(info.id, limit, None)?;
+    if rows.is_empty() {
+        println!("no ingestion warnings / 无采集告警");
+    }
+    for w in rows {
+        println!(
+            "{}  {:<8} {:<28} {:<24} {}",
+            w.at, w.severity, w.code, w.field, w.message
+        );
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Arguments of `lodestar import`.
+pub struct ImportArgs {
+    pub project: String,
+    pub files: Vec<PathBuf>,
+    pub format: Option<FileFormat>,
+    pub customer_id: Option<String>,
+    pub timestamp: Option<String>,
+    pub amount: Option<String>,
+    pub order_id: Option<String>,
+    pub event: String,
+    pub currency: Option<String>,
+    pub delimiter: Option<String>,
+    pub no_header: bool,
+    pub quiet: bool,
+}
+
+fn io_format(f: FileFormat) -> lodestar_io::Format {
+    match f {
+        FileFormat::Csv => lodestar_io::Format::Csv,
+        FileFormat::Jsonl => lodestar_io::Format::Jsonl,
+        FileFormat::Parquet => lodestar_io::Format::Parquet,
+    }
+}
+
+/// `lodestar import`
+pub fn import(config: Config, args: ImportArgs) -> anyhow::Result<ExitCode> {
+    let store = open_store(&config)?;
+    let project = store.project(&args.project)?;
+    let mut options = lodestar_io::ImportOptions {
+        format: args.format.map(io_format),
+        event: args.event.clone(),
+        currency: args.currency.clone(),
+        has_header: !args.no_header,
+        ..lodestar_io::ImportOptions::default()
+    };
+    options.columns.customer_id = args.customer_id.clone();
+    options.columns.timestamp = args.timestamp.clone();
+    options.columns.amount = args.amount.clone();
+    options.columns.order_id = args.order_id.clone();
+    if let Some(d) = &args.delimiter {
+        options.delimiter = Some(lodestar_io::Delimiter::parse(d)?);
+    }
+    let mut failed = false;
+    for file in &args.files {
+        let bar = if args.quiet {
+            ProgressBar::hidden()
+        } else {
+            ProgressBar::new(0)
+        };
+        bar.set_style(
+            ProgressStyle::with_template(
+                "{spinner} {msg} [{bar:30}] {bytes}/{total_bytes} ({eta}) {prefix}",
+            )
+            .expect("valid template")
+            .progress_chars("=> "),
+        );
+        bar.set_message(file.display().to_string());
+        let result = lodestar_io::import_file(&*store, project.id, file, &options, &mut |p| {
+            bar.set_length(p.bytes_total);
+            bar.set_position(p.bytes_read);
+            bar.set_prefix(format!("{} rows, {} rejected", p.rows, p.rejected));
+        });
+        bar.finish_and_clear();
+        match result {
+            Ok(summary) => println!("{summary}"),
+            Err(e) => {
+                eprintln!("error: {}: {e}", file.display());
+                failed = true;
+            }
+        }
+    }
+    store.flush(project.id)?;
+    Ok(if failed {
+        ExitCode::FAILURE
+    } else {
+        ExitCode::SUCCESS
+    })
+}
+
+/// `lodestar export`
+pub fn export(
+    config: Config,
+    what: ExportWhat,
+    project: &str,
+    format: FileFormat,
+    out: &Path,
+) -> anyhow::Result<ExitCode> {
+    let store = open_store(&config)?;
+    let info = store.project(project)?;
+    let tmp = out.with_extension("partial");
+    let file =
+        std::fs::File::create(&tmp).with_context(|| format!("creating {}", tmp.display()))?;
+    let mut writer = std::io::BufWriter::new(file);
+    let summary = match what {
+        ExportWhat::Events => {
+            lodestar_io::export_events(&*store, info.id, io_format(format), &mut writer)?
+        }
+        ExportWhat::Profiles => {
+            lodestar_io::export_profiles(&*store, info.id, io_format(format), &mut writer)?
+        }
+        ExportWhat::Warnings => {
+            lodestar_io::export_warnings(&*store, info.id, io_format(format), &mut writer)?
+        }
+    };
+    let file = writer
+        .into_inner()
+        .map_err(|e| e.into_error())
+        .with_context(|| format!("writing {}", tmp.display()))?;
+    file.sync_all()?;
+    std::fs::rename(&tmp, out).with_context(|| format!("renaming to {}", out.display()))?;
+    eprintln!(
+        "exported {} {} rows to {} in {:.1} s / 导出完成",
+        summary.rows,
+        format!("{what:?}").to_lowercase(),
+        out.display(),
+        summary.elapsed.as_secs_f64()
+    );
+    Ok(ExitCode::SUCCESS)
+}

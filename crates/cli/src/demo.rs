@@ -1,0 +1,145 @@
+//! `lodestar demo`: generate a realistic synthetic shop and serve it.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::Instant;
+
+use anyhow::Context;
+use indicatif::{ProgressBar, ProgressStyle};
+
+use lodestar_core::Timestamp;
+use lodestar_store::{AppendBatch, EventStore};
+use lodestar_synth::SynthConfig;
+
+use crate::commands::{clock, open_store, serve_store};
+use crate::config::Config;
+
+/// The folder the demo uses unless `--data-dir` (or `LODESTAR_DATA_DIR`) says otherwise.
+pub const DEMO_DATA_DIR: &str = "lodestar-demo-data";
+const PROJECT: &str = "demo";
+const BATCH: usize = 10_000;
+
+/// Options of `lodestar demo`.
+#[derive(clap::Args, Debug)]
+pub struct DemoArgs {
+    /// Users arriving over the period. 用户数
+    #[arg(long, default_value_t = 20_000)]
+    pub users: u64,
+    /// Length of the period in days, ending today. 天数（截至今天）
+    #[arg(long, default_value_t = 365)]
+    pub days: u32,
+    /// Random seed: the same seed gives the same data. 随机种子
+    #[arg(long, default_value_t = 42)]
+    pub seed: u64,
+    /// Address to serve on. 监听地址 [default: 127.0.0.1:8080]
+    #[arg(long, env = "LODESTAR_LISTEN")]
+    pub listen: Option<String>,
+    /// Generate only; do not start the server. 只生成数据，不启动服务
+    #[arg(long)]
+    pub no_serve: bool,
+    /// Delete the demo data folder first and generate anew. 清空后重新生成
+    #[arg(long)]
+    pub reset: bool,
+    #[arg(skip = PathBuf::from(DEMO_DATA_DIR))]
+    pub data_dir: PathBuf,
+}
+
+/// Generates (unless the demo project already holds data) and serves.
+pub fn run(config: Config, args: DemoArgs) -> anyhow::Result<ExitCode> {
+    let dir = config.store.data_dir.clone();
+    if args.reset && dir.exists() {
+        std::fs::remove_dir_all(&dir).with_context(|| format!("removing {}", dir.display()))?;
+    }
+    let store = open_store(&config)?;
+    let key_file = dir.join("demo-write-key.txt");
+    let project = match store.project(PROJECT) {
+        Ok(p) => p,
+        Err(_) => {
+            let (p, key) = store.create_project(PROJECT)?;
+            std::fs::write(&key_file, format!("{key}\n"))
+                .with_context(|| format!("writing {}", key_file.display()))?;
+            p
+        }
+    };
+    let existing = store.snapshot(project.id)?.events();
+    if existing > 0 {
+        eprintln!(
+            "the demo project already holds {existing} events; use --reset to generate anew / 演示项目已有数据，--reset 可重新生成"
+        );
+    } else {
+        let now = clock().now();
+        let start = Timestamp(now.millis() - args.days as i64 * Timestamp::DAY);
+        let synth = SynthConfig {
+            seed: args.seed,
+            users: args.users,
+            days: args.days,
+            start,
+            ..SynthConfig::default()
+        };
+        let started = Instant::now();
+        let bar = ProgressBar::new_spinner();
+        bar.set_style(
+            ProgressStyle::with_template(
+                "{spinner} generating demo data / 生成演示数据: {pos} events, {per_sec}",
+            )
+            .expect("valid template"),
+        );
+        let mut batch = Vec::with_capacity(BATCH);
+        let mut tickets = std::collections::VecDeque::new();
+        let (mut stored, mut events) = (0usize, 0u64);
+        synth.validate().context("demo settings")?;
+        for message in lodestar_synth::generate(&synth) {
+            events += 1;
+            batch.push(message);
+            if batch.len() == BATCH {
+                tickets.push_back(store.append(
+                    project.id,
+                    AppendBatch {
+                        messages: std::mem::take(&mut batch),
+                        ..Default::default()
+                    },
+                )?);
+                if tickets.len() > 3 {
+                    stored += tickets
+                        .pop_front()
+                        .expect("non-empty")
+                        .wait_blocking()?
+                        .stored;
+                    bar.set_position(events);
+                }
+            }
+        }
+        if !batch.is_empty() {
+            tickets.push_back(store.append(
+                project.id,
+                AppendBatch {
+                    messages: batch,
+                    ..Default::default()
+                },
+            )?);
+        }
+        for t in tickets {
+            stored += t.wait_blocking()?.stored;
+        }
+        bar.finish_and_clear();
+        store.seal_now(project.id)?;
+        eprintln!(
+            "generated {events} events for {} users in {:.1} s ({} stored) / 已生成演示数据",
+            args.users,
+            started.elapsed().as_secs_f64(),
+            stored
+        );
+    }
+    let key = std::fs::read_to_string(&key_file).unwrap_or_default();
+    let banner = format!(
+        "Demo project / 演示项目: {PROJECT}\nWrite key / 写入密钥: {}\nData folder / 数据目录: {}",
+        key.trim(),
+        dir.display()
+    );
+    if args.no_serve {
+        println!("{banner}");
+        return Ok(ExitCode::SUCCESS);
+    }
+    serve_store(config, store, Some(banner))?;
+    Ok(ExitCode::SUCCESS)
+}

@@ -1,0 +1,244 @@
+//! `lodestar`: the command line of the Lodestar customer lifecycle platform.
+//! `lodestar`：Lodestar 客户生命周期管理平台的命令行。
+//!
+//! This binary wires the crates together; it is the only place that reads the environment
+//! and the wall clock, and the only place `anyhow` is used.
+
+#![allow(clippy::print_stdout, clippy::print_stderr, reason = "the command line talks to its user on stdout and stderr")]
+
+mod commands;
+mod config;
+mod demo;
+
+use std::path::PathBuf;
+
+use clap::{Parser, Subcommand, ValueEnum};
+
+use crate::config::{Config, Overrides};
+
+/// mimalloc: the ingestion path allocates and frees many small JSON values; glibc's
+/// allocator spent a fifth of the server's CPU on it.
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
+#[derive(Parser, Debug)]
+#[command(
+    name = "lodestar",
+    version,
+    about = "Customer lifecycle platform: ingest events, resolve identities, analyze and act\n客户生命周期管理平台：采集事件、识别用户、分析与自动化运营",
+    long_about = None
+)]
+struct Cli {
+    /// Configuration file (TOML). Default: ./lodestar.toml if present. 配置文件
+    #[arg(long, global = true, env = "LODESTAR_CONFIG")]
+    config: Option<PathBuf>,
+    /// Data folder. 数据目录 [default: lodestar-data]
+    #[arg(long, global = true, env = "LODESTAR_DATA_DIR")]
+    data_dir: Option<PathBuf>,
+    /// Log format: text or json. 日志格式
+    #[arg(long, global = true, env = "LODESTAR_LOG_FORMAT")]
+    log_format: Option<String>,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand, Debug)]
+enum Command {
+    /// Start the HTTP server (Segment-compatible ingestion, admin API, metrics). 启动服务
+    Serve {
+        /// Address to listen on. 监听地址 [default: 127.0.0.1:8080]
+        #[arg(long, env = "LODESTAR_LISTEN")]
+        listen: Option<String>,
+        /// Token the admin API requires. 管理接口令牌
+        #[arg(long, env = "LODESTAR_ADMIN_TOKEN", hide_env_values = true)]
+        admin_token: Option<String>,
+    },
+    /// Manage projects and their write keys. 管理项目与写入密钥
+    Projects {
+        #[command(subcommand)]
+        action: ProjectsAction,
+    },
+    /// Import historical data (CSV, JSONL, Parquet). 导入历史数据
+    Import {
+        /// Project to import into. 目标项目
+        #[arg(long)]
+        project: String,
+        /// Files to import. 要导入的文件
+        #[arg(required = true)]
+        files: Vec<PathBuf>,
+        /// File format (default: from the extension). 文件格式
+        #[arg(long, value_enum)]
+        format: Option<FileFormat>,
+        /// Column holding the customer id (CSV/Parquet). 客户 ID 列
+        #[arg(long)]
+        customer_id: Option<String>,
+        /// Column holding the order time. 下单时间列
+        #[arg(long)]
+        timestamp: Option<String>,
+        /// Column holding the order amount. 金额列
+        #[arg(long)]
+        amount: Option<String>,
+        /// Column holding the order id. 订单号列
+        #[arg(long)]
+        order_id: Option<String>,
+        /// Event name given to each row. 事件名
+        #[arg(long, default_value = "Order Completed")]
+        event: String,
+        /// Currency of the amounts (e.g. CNY). 币种
+        #[arg(long)]
+        currency: Option<String>,
+        /// Field delimiter (CSV), e.g. ',' or '\t' or ' '. 分隔符
+        #[arg(long)]
+        delimiter: Option<String>,
+        /// The CSV has no header row; name columns by number (1, 2, …). 无表头
+        #[arg(long)]
+        no_header: bool,
+        /// No progress bar. 不显示进度条
+        #[arg(long)]
+        quiet: bool,
+    },
+    /// Export a project's data: the user's data is theirs. 导出项目数据
+    Export {
+        /// What to export. 导出内容
+        #[arg(value_enum)]
+        what: ExportWhat,
+        /// Project. 项目
+        #[arg(long)]
+        project: String,
+        /// Output format. 输出格式
+        #[arg(long, value_enum, default_value = "jsonl")]
+        format: FileFormat,
+        /// Output file. 输出文件
+        #[arg(long)]
+        out: PathBuf,
+    },
+    /// Show a project's ingestion warnings and quarantined events. 查看采集告警与隔离事件
+    Warnings {
+        /// Project. 项目
+        #[arg(long)]
+        project: String,
+        /// How many, newest first. 条数
+        #[arg(long, default_value_t = 50)]
+        limit: usize,
+    },
+    /// Generate a realistic demo data set and serve it. 生成演示数据并启动服务
+    Demo(demo::DemoArgs),
+}
+
+#[derive(Subcommand, Debug)]
+enum ProjectsAction {
+    /// Create a project and print its write key (shown only once). 创建项目并输出写入密钥（仅显示一次）
+    Create {
+        /// Name: lowercase letters, digits, '_' and '-'. 名称
+        name: String,
+    },
+    /// List projects. 列出项目
+    List,
+}
+
+/// A data file format.
+#[derive(ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
+pub enum FileFormat {
+    /// Comma-separated values.
+    Csv,
+    /// One JSON object per line.
+    Jsonl,
+    /// Apache Parquet.
+    Parquet,
+}
+
+/// What `export` writes.
+#[derive(ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ExportWhat {
+    /// Every event.
+    Events,
+    /// Every person's profile.
+    Profiles,
+    /// The ingestion warnings and quarantine.
+    Warnings,
+}
+
+fn main() -> std::process::ExitCode {
+    let cli = Cli::parse();
+    let mut overrides = Overrides {
+        data_dir: cli.data_dir.clone(),
+        log_format: cli.log_format.clone(),
+        ..Overrides::default()
+    };
+    if let Command::Serve {
+        listen,
+        admin_token,
+    } = &cli.command
+    {
+        overrides.listen = listen.clone();
+        overrides.admin_token = admin_token.clone();
+    }
+    if let Command::Demo(args) = &cli.command {
+        overrides.listen = args.listen.clone();
+        if cli.data_dir.is_none() {
+            overrides.data_dir = Some(args.data_dir.clone());
+        }
+    }
+    let config = match Config::load(cli.config.as_deref(), &overrides) {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            return std::process::ExitCode::from(2);
+        }
+    };
+    commands::init_logging(&config.log);
+    let result = match cli.command {
+        Command::Serve { .. } => commands::serve(config),
+        Command::Projects {
+            action: ProjectsAction::Create { name },
+        } => commands::create_project(config, &name),
+        Command::Projects {
+            action: ProjectsAction::List,
+        } => commands::list_projects(config),
+        Command::Import {
+            project,
+            files,
+            format,
+            customer_id,
+            timestamp,
+            amount,
+            order_id,
+            event,
+            currency,
+            delimiter,
+            no_header,
+            quiet,
+        } => commands::import(
+            config,
+            commands::ImportArgs {
+                project,
+                files,
+                format,
+                customer_id,
+                timestamp,
+                amount,
+                order_id,
+                event,
+                currency,
+                delimiter,
+                no_header,
+                quiet,
+            },
+        ),
+        Command::Export {
+            what,
+            project,
+            format,
+            out,
+        } => commands::export(config, what, &project, format, &out),
+        Command::Warnings { project, limit } => commands::warnings(config, &project, limit),
+        Command::Demo(args) => demo::run(config, args),
+    };
+    match result {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}

@@ -1,0 +1,338 @@
+//! Request handlers: decode, call the store, encode.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Instant;
+
+use axum::Json;
+use axum::body::Body;
+use axum::extract::{ConnectInfo, Path, Query, State};
+use axum::http::{HeaderMap, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use serde::Deserialize;
+use serde_json::json;
+
+use lodestar_ingest::{Decoded, Rejection, Route, decode_body, decode_request};
+use lodestar_store::{AppendBatch, EventStore, ProjectInfo, Quarantined};
+
+use crate::AppState;
+use crate::error::ApiError;
+
+/// `POST /v1/{track|identify|page|screen|group|alias|batch}`
+pub(crate) async fn ingest(
+    State(state): State<Arc<AppState>>,
+    Path(call): Path<String>,
+    headers: HeaderMap,
+    body: Body,
+) -> Response {
+    let started = Instant::now();
+    let route_name = Route::from_path_segment(&call)
+        .map(|r| r.as_str())
+        .unwrap_or("unknown");
+    let response = match ingest_inner(&state, &call, &headers, body).await {
+        Ok(response) => response,
+        Err(e) => e.into_response(),
+    };
+    state
+        .metrics
+        .observe_request(route_name, response.status().as_u16(), started.elapsed());
+    response
+}
+
+async fn ingest_inner(
+    state: &AppState,
+    call: &str,
+    headers: &HeaderMap,
+    body: Body,
+) -> Result<Response, ApiError> {
+    let route = Route::from_path_segment(call).ok_or_else(|| {
+        ApiError::new(
+            404,
+            "unknown_route",
+            format!(
+                "no call named {call:?}; use track, identify, page, screen, group, alias or batch"
+            ),
+        )
+    })?;
+    let _permit = state
+        .in_flight
+        .acquire()
+        .await
+        .map_err(|_| ApiError::new(503, "shutting_down", "server is shutting down"))?;
+    let raw = axum::body::to_bytes(body, state.limits.max_request_bytes + 1)
+        .await
+        .map_err(|_| ApiError {
+            status: 413,
+            code: "payload_too_large".into(),
+            message: format!(
+                "request body is over the limit of {} bytes",
+                state.limits.max_request_bytes
+            ),
+            field: Some("body".into()),
+        })?;
+    let header_key = basic_auth_user(headers);
+    // Authenticate from the header first, so bad bodies can be quarantined for the project.
+    let header_project = match &header_key {
+        Some(key) => Some(
+            state
+                .store
+                .authenticate(key)
+                .ok_or_else(|| ApiError::unauthorized("invalid_write_key", "unknown write key"))?,
+        ),
+        None => None,
+    };
+    let encoding = headers
+        .get(header::CONTENT_ENCODING)
+        .and_then(|v| v.to_str().ok());
+    let received_at = state.clock.now();
+    let decoded = decode_body(&raw, encoding, &state.limits).and_then(|body| {
+        decode_request(route, &body, received_at, &state.limits, &mut || {
+            uuid::Uuid::new_v4().to_string()
+        })
+    });
+    let decoded: Decoded = match decoded {
+        Ok(d) => d,
+        Err(e) => {
+            state.metrics.add_rejected(1);
+            if let Some(project) = &header_project {
+                // Keep the refused request in the quarantine too, so users see it.
+                let preview = String::from_utf8_lossy(&raw[..raw.len().min(1024)]).to_string();
+                let q = Quarantined {
+                    code: e.code().to_string(),
+                    message: e.message().to_string(),
+                    field: e.field().to_string(),
+                    raw: preview,
+                };
+                if let Ok(ticket) = state.store.append(
+                    project.id,
+                    AppendBatch {
+                        rejected: vec![q],
+                        ..Default::default()
+                    },
+                ) {
+                    let _ = ticket.wait().await;
+                }
+            }
+            return Err(e.into());
+        }
+    };
+    let project: ProjectInfo = match header_project {
+        Some(p) => p,
+        None => {
+            let key = decoded.write_key.as_deref().ok_or_else(|| {
+                ApiError::unauthorized(
+                    "missing_write_key",
+                    "send the write key as the HTTP Basic user name or as writeKey in the body",
+                )
+            })?;
+            state
+                .store
+                .authenticate(key)
+                .ok_or_else(|| ApiError::unauthorized("invalid_write_key", "unknown write key"))?
+        }
+    };
+    state
+        .metrics
+        .add_received((decoded.messages.len() + decoded.rejected.len()) as u64);
+    state.metrics.add_rejected(decoded.rejected.len() as u64);
+    let batch = AppendBatch {
+        messages: decoded.messages,
+        rejected: decoded.rejected.into_iter().map(quarantined).collect(),
+        warnings: decoded.warnings.into_iter().map(quarantined).collect(),
+    };
+    let outcome = state.store.append(project.id, batch)?.wait().await?;
+    Ok((
+        StatusCode::OK,
+        Json(json!({
+            "success": true,
+            "stored": outcome.stored,
+            "duplicates": outcome.duplicates,
+            "rejected": outcome.rejected,
+            "warnings": outcome.warnings,
+        })),
+    )
+        .into_response())
+}
+
+fn quarantined(r: Rejection) -> Quarantined {
+    Quarantined {
+        code: r.code.to_string(),
+        message: r.message,
+        field: r.field,
+        raw: r.raw.to_string(),
+    }
+}
+
+/// The user name of an HTTP Basic `Authorization` header (Segment sends the write key there,
+/// with an empty password). A `Bearer` token is accepted as the key too.
+fn basic_auth_user(headers: &HeaderMap) -> Option<String> {
+    let value = headers.get(header::AUTHORIZATION)?.to_str().ok()?.trim();
+    if let Some(token) = value
+        .strip_prefix("Bearer ")
+        .or_else(|| value.strip_prefix("bearer "))
+    {
+        return Some(token.trim().to_string()).filter(|t| !t.is_empty());
+    }
+    let encoded = value
+        .strip_prefix("Basic ")
+        .or_else(|| value.strip_prefix("basic "))?;
+    let decoded = String::from_utf8(base64_decode(encoded.trim())?).ok()?;
+    let user = decoded.split_once(':').map(|(u, _)| u).unwrap_or(&decoded);
+    Some(user.to_string()).filter(|u| !u.is_empty())
+}
+
+/// Standard base64 (with or without padding).
+fn base64_decode(text: &str) -> Option<Vec<u8>> {
+    fn value(c: u8) -> Option<u32> {
+        Some(match c {
+            b'A'..=b'Z' => c - b'A',
+            b'a'..=b'z' => c - b'a' + 26,
+            b'0'..=b'9' => c - b'0' + 52,
+            b'+' | b'-' => 62,
+            b'/' | b'_' => 63,
+            _ => return None,
+        } as u32)
+    }
+    let bytes = text.trim_end_matches('=').as_bytes();
+    let mut out = Vec::with_capacity(bytes.len() * 3 / 4);
+    for chunk in bytes.chunks(4) {
+        let mut acc = 0u32;
+        for (i, &c) in chunk.iter().enumerate() {
+            acc |= value(c)? << (18 - 6 * i);
+        }
+        let n = match chunk.len() {
+            4 => 3,
+            3 => 2,
+            2 => 1,
+            _ => return None,
+        };
+        out.extend_from_slice(&acc.to_be_bytes()[1..1 + n]);
+    }
+    Some(out)
+}
+
+/// `GET /healthz`
+pub(crate) async fn healthz(State(state): State<Arc<AppState>>) -> Response {
+    match state.store.projects() {
+        Ok(projects) => Json(json!({"status": "ok", "projects": projects.len()})).into_response(),
+        Err(e) => ApiError::from(e).into_response(),
+    }
+}
+
+/// `GET /metrics` (Prometheus text format)
+pub(crate) async fn metrics(State(state): State<Arc<AppState>>) -> Response {
+    let text = state.metrics.render(state.store.metrics());
+    ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], text).into_response()
+}
+
+fn check_admin(state: &AppState, headers: &HeaderMap, peer: SocketAddr) -> Result<(), ApiError> {
+    match &state.admin_token {
+        Some(token) => {
+            let sent = headers
+                .get(header::AUTHORIZATION)
+                .and_then(|v| v.to_str().ok())
+                .and_then(|v| v.strip_prefix("Bearer "));
+            if sent.map(str::trim) == Some(token.as_str()) {
+                Ok(())
+            } else {
+                Err(ApiError::unauthorized(
+                    "unauthorized",
+                    "the admin API needs 'Authorization: Bearer <admin token>'",
+                ))
+            }
+        }
+        None if peer.ip().is_loopback() => Ok(()),
+        None => Err(ApiError::unauthorized(
+            "unauthorized",
+            "no admin token is configured; the admin API answers loopback clients only",
+        )),
+    }
+}
+
+#[derive(Deserialize)]
+pub(crate) struct CreateProject {
+    name: String,
+}
+
+/// `POST /api/admin/projects {"name": …}` → the project and its write key (shown once).
+pub(crate) async fn create_project(
+    State(state): State<Arc<AppState>>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    headers: HeaderMap,
+    body: axum::body::Bytes,
+) -> Result<Response, ApiError> {
+    check_admin(&state, &headers, peer)?;
+    let req: CreateProject = serde_json::from_slice(&body).map_err(|e| ApiError {
+        status: 400,
+        code: "invalid_json".into(),
+        message: format!("expected {{\"name\": \"…\"}}: {e}"),
+        field: Some("name".into()),
+    })?;
+    let store = state.store.clone();
+    let (info, key) = tokio::task::spawn_blocking(move || store.create_project(&req.name))
+        .await
+        .map_err(|_| ApiError::new(500, "internal", "internal error; see the server log"))??;
+    Ok((
+        StatusCode::CREATED,
+        Json(json!({"project": info, "write_key": key})),
+    )
+        .into_response())
+}
+
+/// `GET /api/admin/projects`
+pub(crate) async fn list_projects(
+    State(state): State<Arc<AppState>>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    headers: HeaderMap,
+) -> Result<Response, ApiError> {
+    check_admin(&state, &headers, peer)?;
+    Ok(Json(json!({"projects": state.store.projects()?})).into_response())
+}
+
+#[derive(Deserialize)]
+pub(crate) struct WarningsQuery {
+    limit: Option<usize>,
+    before: Option<i64>,
+}
+
+/// `GET /api/projects/{name}/warnings?limit=&before=`: the ingestion warnings and the
+/// quarantine, newest first.
+pub(crate) async fn warnings(
+    State(state): State<Arc<AppState>>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    Path(name): Path<String>,
+    Query(q): Query<WarningsQuery>,
+    headers: HeaderMap,
+) -> Result<Response, ApiError> {
+    check_admin(&state, &headers, peer)?;
+    let project = state.store.project(&name)?;
+    let rows = state
+        .store
+        .warnings(project.id, q.limit.unwrap_or(100).min(10_000), q.before)?;
+    Ok(Json(json!({"warnings": rows})).into_response())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn decodes_basic_auth_as_sdks_send_it() {
+        let mut h = HeaderMap::new();
+        // base64("WRITEKEY_SEG:") as captured from segment-analytics-python.
+        h.insert(
+            header::AUTHORIZATION,
+            "Basic V1JJVEVLRVlfU0VHOg==".parse().unwrap(),
+        );
+        assert_eq!(basic_auth_user(&h).as_deref(), Some("WRITEKEY_SEG"));
+        h.insert(
+            header::AUTHORIZATION,
+            "Basic V1JJVEVLRVlfUlM6".parse().unwrap(),
+        );
+        assert_eq!(basic_auth_user(&h).as_deref(), Some("WRITEKEY_RS"));
+        h.insert(header::AUTHORIZATION, "Basic !!!".parse().unwrap());
+        assert_eq!(basic_auth_user(&h), None);
+        h.insert(header::AUTHORIZATION, "Basic Og==".parse().unwrap()); // ":"
+        assert_eq!(basic_auth_user(&h), None);
+    }
+}

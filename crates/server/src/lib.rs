@@ -1,0 +1,118 @@
+//! The HTTP layer of Lodestar: the Segment-compatible ingestion API, the admin API, health
+//! and Prometheus metrics.
+//!
+//! This is the only crate that knows axum. Handlers decode the request (with
+//! `lodestar-ingest`), call the store, and encode the response; every error becomes an HTTP
+//! status in one place ([`error::ApiError`]).
+
+pub mod error;
+mod handlers;
+mod metrics;
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use axum::Router;
+use axum::routing::{get, post};
+use serde::{Deserialize, Serialize};
+
+use lodestar_core::Clock;
+use lodestar_ingest::Limits;
+use lodestar_store::Store;
+
+pub use metrics::HttpMetrics;
+
+/// Settings of the HTTP server.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ServerConfig {
+    /// Address to listen on.
+    pub listen: String,
+    /// Token for the admin API (`Authorization: Bearer …`). Without one, the admin API is
+    /// open to loopback clients only.
+    pub admin_token: Option<String>,
+    /// Largest single event (bytes).
+    pub max_event_bytes: usize,
+    /// Largest request body, before and after decompression (bytes).
+    pub max_request_bytes: usize,
+    /// Timestamps further than this in the future are clamped to the receive time (ms).
+    pub max_future_ms: i64,
+    /// Most ingestion requests processed at once; more wait.
+    pub max_in_flight: usize,
+}
+
+impl Default for ServerConfig {
+    fn default() -> Self {
+        let limits = Limits::default();
+        ServerConfig {
+            listen: "127.0.0.1:8080".to_string(),
+            admin_token: None,
+            max_event_bytes: limits.max_event_bytes,
+            max_request_bytes: limits.max_request_bytes,
+            max_future_ms: limits.max_future_ms,
+            max_in_flight: 512,
+        }
+    }
+}
+
+impl ServerConfig {
+    /// The decoder limits these settings describe.
+    pub fn limits(&self) -> Limits {
+        Limits {
+            max_event_bytes: self.max_event_bytes,
+            max_request_bytes: self.max_request_bytes,
+            max_future_ms: self.max_future_ms,
+            ..Limits::default()
+        }
+    }
+}
+
+/// What every handler shares.
+pub struct AppState {
+    pub(crate) store: Arc<Store>,
+    pub(crate) clock: Arc<dyn Clock>,
+    pub(crate) limits: Limits,
+    pub(crate) admin_token: Option<String>,
+    pub(crate) metrics: HttpMetrics,
+    pub(crate) in_flight: tokio::sync::Semaphore,
+}
+
+impl AppState {
+    /// Builds the shared state.
+    pub fn new(store: Arc<Store>, clock: Arc<dyn Clock>, config: &ServerConfig) -> Arc<AppState> {
+        Arc::new(AppState {
+            store,
+            clock,
+            limits: config.limits(),
+            admin_token: config.admin_token.clone(),
+            metrics: HttpMetrics::default(),
+            in_flight: tokio::sync::Semaphore::new(config.max_in_flight.max(1)),
+        })
+    }
+}
+
+/// The application's routes.
+pub fn router(state: Arc<AppState>) -> Router {
+    Router::new()
+        .route("/v1/{call}", post(handlers::ingest))
+        .route("/healthz", get(handlers::healthz))
+        .route("/metrics", get(handlers::metrics))
+        .route(
+            "/api/admin/projects",
+            post(handlers::create_project).get(handlers::list_projects),
+        )
+        .route("/api/projects/{name}/warnings", get(handlers::warnings))
+        .with_state(state)
+}
+
+/// Serves until `shutdown` resolves.
+pub async fn serve(
+    listener: tokio::net::TcpListener,
+    state: Arc<AppState>,
+    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    let app = router(state).into_make_service_with_connect_info::<SocketAddr>();
+    axum::serve(listener, app)
+        .with_graceful_shutdown(shutdown)
+        .await
+}

@@ -1,0 +1,113 @@
+//! The per-project SQLite database: the durable write buffer (the *tail*), the dedup
+//! window, persons and identities, event names, and ingestion warnings.
+//!
+//! Opened in WAL mode with `synchronous = FULL`: a transaction is durable once `COMMIT`
+//! returns.
+
+use std::path::Path;
+
+use rusqlite::{Connection, OpenFlags, params};
+
+use crate::error::Result;
+
+/// The schema version this code writes; `PRAGMA user_version` holds the stored one.
+pub const SCHEMA_VERSION: i64 = 1;
+
+const SCHEMA: &str = r#"
+CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value INTEGER NOT NULL);
+CREATE TABLE IF NOT EXISTS tail (
+    seq INTEGER PRIMARY KEY,
+    person INTEGER NOT NULL,
+    ts INTEGER NOT NULL,
+    name INTEGER NOT NULL,
+    kind INTEGER NOT NULL,
+    body BLOB NOT NULL
+);
+CREATE TABLE IF NOT EXISTS dedup_log (seq INTEGER PRIMARY KEY, hash BLOB NOT NULL, seen_at INTEGER NOT NULL);
+CREATE TABLE IF NOT EXISTS names (id INTEGER PRIMARY KEY, name TEXT NOT NULL UNIQUE);
+CREATE TABLE IF NOT EXISTS persons (
+    id INTEGER PRIMARY KEY,
+    merged_into INTEGER,
+    identified INTEGER NOT NULL,
+    created_at INTEGER NOT NULL,
+    updated_at INTEGER NOT NULL,
+    traits TEXT NOT NULL DEFAULT '{}'
+);
+CREATE INDEX IF NOT EXISTS persons_merged ON persons (merged_into) WHERE merged_into IS NOT NULL;
+CREATE TABLE IF NOT EXISTS identities (
+    kind INTEGER NOT NULL,
+    value TEXT NOT NULL,
+    person INTEGER NOT NULL,
+    PRIMARY KEY (kind, value)
+) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS identities_person ON identities (person);
+CREATE TABLE IF NOT EXISTS groups (
+    group_id TEXT PRIMARY KEY,
+    traits TEXT NOT NULL DEFAULT '{}',
+    updated_at INTEGER NOT NULL
+);
+CREATE TABLE IF NOT EXISTS warnings (
+    id INTEGER PRIMARY KEY,
+    at INTEGER NOT NULL,
+    severity TEXT NOT NULL,
+    code TEXT NOT NULL,
+    message TEXT NOT NULL,
+    field TEXT NOT NULL,
+    raw TEXT NOT NULL
+);
+"#;
+
+/// Opens (creating if needed) the project database for writing.
+pub fn open_rw(path: &Path) -> Result<Connection> {
+    let conn = Connection::open(path)?;
+    // Must precede the first table: lets the writer hand freed tail pages back to the disk.
+    conn.pragma_update(None, "auto_vacuum", "INCREMENTAL")?;
+    // Larger pages: fewer WAL frames (one write call each) per commit of event bodies.
+    conn.pragma_update(None, "page_size", 16_384)?;
+    conn.pragma_update(None, "journal_mode", "WAL")?;
+    conn.pragma_update(None, "journal_size_limit", 64 * 1024 * 1024)?;
+    conn.pragma_update(None, "synchronous", "FULL")?;
+    conn.pragma_update(None, "foreign_keys", "OFF")?;
+    conn.pragma_update(None, "cache_size", -131_072)?; // 128 MiB
+    conn.pragma_update(None, "temp_store", "MEMORY")?;
+    // The maintenance thread checkpoints (PASSIVE) every tick, off the write path; this is
+    // only the safety net when it cannot keep up (or is off).
+    conn.pragma_update(None, "wal_autocheckpoint", 12_500)?;
+    conn.busy_timeout(std::time::Duration::from_secs(30))?;
+    let version: i64 = conn.pragma_query_value(None, "user_version", |r| r.get(0))?;
+    if version == 0 {
+        conn.execute_batch(SCHEMA)?;
+        conn.pragma_update(None, "user_version", SCHEMA_VERSION)?;
+    }
+    Ok(conn)
+}
+
+/// Opens the project database for reading (sealing, exports, lookups). Readers never block
+/// the writer in WAL mode.
+pub fn open_ro(path: &Path) -> Result<Connection> {
+    let conn = Connection::open_with_flags(
+        path,
+        OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+    )?;
+    conn.busy_timeout(std::time::Duration::from_secs(30))?;
+    Ok(conn)
+}
+
+/// Reads an integer from the `meta` table.
+pub fn meta_get(conn: &Connection, key: &str) -> Result<Option<i64>> {
+    use rusqlite::OptionalExtension;
+    Ok(conn
+        .query_row("SELECT value FROM meta WHERE key = ?1", params![key], |r| {
+            r.get(0)
+        })
+        .optional()?)
+}
+
+/// Writes an integer to the `meta` table.
+pub fn meta_set(conn: &Connection, key: &str, value: i64) -> Result<()> {
+    conn.prepare_cached(
+        "INSERT INTO meta (key, value) VALUES (?1, ?2) ON CONFLICT (key) DO UPDATE SET value = ?2",
+    )?
+    .execute(params![key, value])?;
+    Ok(())
+}

@@ -1,0 +1,356 @@
+//! The embedded event and profile store.
+//!
+//! Every project has a folder with an SQLite database (the durable write buffer, called the
+//! *tail*, plus persons, identities, the dedup window and ingestion warnings) and a set of
+//! immutable columnar *parts* sorted by (person, time), listed in an atomically replaced
+//! manifest. Appends are durable when acknowledged; a background thread seals the tail into
+//! parts and merges parts; readers take a [`Snapshot`] of parts plus tail. See
+//! `ARCHITECTURE.md` for the invariants.
+//!
+//! This crate knows nothing of HTTP or of any wire format; it stores
+//! [`lodestar_core::Message`]s. The [`EventStore`] trait is the boundary another backend
+//! (ClickHouse + PostgreSQL) would implement.
+
+mod catalog;
+mod config;
+mod db;
+mod dedup;
+mod error;
+mod identity;
+mod manifest;
+mod metrics;
+pub mod part;
+mod project;
+mod read;
+mod writer;
+
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex, RwLock};
+
+use lodestar_core::{Clock, Message, PersonId, ProjectId, Timestamp};
+
+pub use catalog::{ProjectInfo, check_project_name};
+pub use config::StoreConfig;
+pub use error::{Result, StoreError};
+pub use manifest::{Manifest, PartEntry};
+pub use metrics::{Histogram, LATENCY_BUCKETS, StoreMetrics};
+pub use project::{AppendTicket, Profile, WarningRow};
+pub use read::{Run, RunOffsets, Snapshot, TailRows};
+pub use writer::{AppendBatch, AppendOutcome, Quarantined};
+
+use catalog::Catalog;
+use project::Project;
+
+/// What any Lodestar storage backend offers the rest of the system.
+pub trait EventStore: Send + Sync + 'static {
+    /// Creates a project and returns it with its write key (shown only this once).
+    fn create_project(&self, name: &str) -> Result<(ProjectInfo, String)>;
+    /// All projects.
+    fn projects(&self) -> Result<Vec<ProjectInfo>>;
+    /// The project with this name.
+    fn project(&self, name: &str) -> Result<ProjectInfo>;
+    /// The project this write key belongs to.
+    fn authenticate(&self, write_key: &str) -> Option<ProjectInfo>;
+    /// Queues a batch; the ticket resolves once it is durable (or failed).
+    fn append(&self, project: ProjectId, batch: AppendBatch) -> Result<AppendTicket>;
+    /// Visits every event with its canonical person and write sequence number.
+    fn for_each_event(
+        &self,
+        project: ProjectId,
+        f: &mut dyn FnMut(PersonId, u64, Message) -> Result<()>,
+    ) -> Result<()>;
+    /// Visits every (canonical) person's profile.
+    fn for_each_profile(
+        &self,
+        project: ProjectId,
+        f: &mut dyn FnMut(Profile) -> Result<()>,
+    ) -> Result<()>;
+    /// The latest ingestion warnings and rejections, newest first, with ids below `before`.
+    fn warnings(
+        &self,
+        project: ProjectId,
+        limit: usize,
+        before: Option<i64>,
+    ) -> Result<Vec<WarningRow>>;
+    /// Waits until every append queued so far is durable.
+    fn flush(&self, project: ProjectId) -> Result<()>;
+}
+
+/// The embedded store: SQLite plus columnar parts under one data folder.
+pub struct Store {
+    config: StoreConfig,
+    clock: Arc<dyn Clock>,
+    catalog: Mutex<Catalog>,
+    projects: RwLock<HashMap<ProjectId, Arc<Project>>>,
+    metrics: Arc<StoreMetrics>,
+    stop: Arc<std::sync::atomic::AtomicBool>,
+    /// Held (exclusively locked) while the store is open: one process owns a data folder.
+    _lock: std::fs::File,
+}
+
+impl std::fmt::Debug for Store {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Store")
+            .field("data_dir", &self.config.data_dir)
+            .finish()
+    }
+}
+
+impl Store {
+    /// Opens (creating if needed) the store in `config.data_dir`, and starts its background
+    /// maintenance unless `maintenance_interval_ms` is 0.
+    pub fn open(config: StoreConfig, clock: Arc<dyn Clock>) -> Result<Arc<Store>> {
+        std::fs::create_dir_all(config.data_dir.join("projects"))
+            .map_err(|e| StoreError::io(&config.data_dir, e))?;
+        let lock_path = config.data_dir.join("LOCK");
+        let lock = std::fs::OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(&lock_path)
+            .map_err(|e| StoreError::io(&lock_path, e))?;
+        lock.try_lock()
+            .map_err(|_| StoreError::Locked(config.data_dir.clone()))?;
+        let catalog = Catalog::open(&config.data_dir)?;
+        let store = Arc::new(Store {
+            config: config.clone(),
+            clock,
+            catalog: Mutex::new(catalog),
+            projects: RwLock::new(HashMap::new()),
+            metrics: Arc::new(StoreMetrics::default()),
+            stop: Arc::new(std::sync::atomic::AtomicBool::new(false)),
+            _lock: lock,
+        });
+        let infos = store.catalog.lock().expect("catalog lock").all();
+        for info in infos {
+            store.open_project(info)?;
+        }
+        if config.maintenance_interval_ms > 0 {
+            let weak = Arc::downgrade(&store);
+            let stop = store.stop.clone();
+            let interval = std::time::Duration::from_millis(config.maintenance_interval_ms);
+            std::thread::Builder::new()
+                .name("maintenance".into())
+                .spawn(move || maintenance_loop(weak, stop, interval))
+                .map_err(|e| StoreError::io(&config.data_dir, e))?;
+        }
+        Ok(store)
+    }
+
+    /// Creates a project in the catalog of `data_dir` without opening the store, so it works
+    /// while a server owns the folder (the server picks the project up on first use).
+    pub fn create_project_in(
+        data_dir: &std::path::Path,
+        name: &str,
+        now: Timestamp,
+    ) -> Result<(ProjectInfo, String)> {
+        std::fs::create_dir_all(data_dir.join("projects"))
+            .map_err(|e| StoreError::io(data_dir, e))?;
+        Catalog::open(data_dir)?.create(name, now)
+    }
+
+    /// Lists the projects in the catalog of `data_dir` without opening the store.
+    pub fn projects_in(data_dir: &std::path::Path) -> Result<Vec<ProjectInfo>> {
+        if !data_dir.join("catalog.db").exists() {
+            return Ok(Vec::new());
+        }
+        Ok(Catalog::open(data_dir)?.all())
+    }
+
+    fn open_project(&self, info: ProjectInfo) -> Result<Arc<Project>> {
+        if let Some(p) = self.projects.read().expect("projects lock").get(&info.id) {
+            return Ok(p.clone());
+        }
+        let mut projects = self.projects.write().expect("projects lock");
+        if let Some(p) = projects.get(&info.id) {
+            return Ok(p.clone());
+        }
+        let dir = self.project_dir(info.id);
+        let project = Arc::new(Project::open(
+            info.clone(),
+            dir,
+            self.config.clone(),
+            self.clock.clone(),
+            self.metrics.clone(),
+        )?);
+        projects.insert(info.id, project.clone());
+        Ok(project)
+    }
+
+    fn project_dir(&self, id: ProjectId) -> PathBuf {
+        self.config.data_dir.join("projects").join(id.0.to_string())
+    }
+
+    fn handle(&self, id: ProjectId) -> Result<Arc<Project>> {
+        if let Some(p) = self.projects.read().expect("projects lock").get(&id) {
+            return Ok(p.clone());
+        }
+        // Created by another process since we opened.
+        let mut catalog = self.catalog.lock().expect("catalog lock");
+        catalog.reload()?;
+        let info = catalog
+            .all()
+            .into_iter()
+            .find(|p| p.id == id)
+            .ok_or_else(|| StoreError::UnknownProject(id.to_string()))?;
+        drop(catalog);
+        self.open_project(info)
+    }
+
+    /// The store's counters.
+    pub fn metrics(&self) -> &StoreMetrics {
+        &self.metrics
+    }
+
+    /// The settings it runs with.
+    pub fn config(&self) -> &StoreConfig {
+        &self.config
+    }
+
+    /// A consistent snapshot of a project's events.
+    pub fn snapshot(&self, project: ProjectId) -> Result<Snapshot> {
+        self.handle(project)?.snapshot()
+    }
+
+    /// Seals every unsealed row of a project now. Returns rows sealed.
+    pub fn seal_now(&self, project: ProjectId) -> Result<usize> {
+        let p = self.handle(project)?;
+        p.barrier()?;
+        let mut total = 0;
+        loop {
+            let n = p.seal_once()?;
+            total += n;
+            if n < self.config.max_seal_rows {
+                return Ok(total);
+            }
+        }
+    }
+
+    /// Merges parts of a project: all of them when `all`, else as the tier policy says.
+    /// Returns the number of parts merged.
+    pub fn compact_now(&self, project: ProjectId, all: bool) -> Result<usize> {
+        self.handle(project)?.compact_once(all)
+    }
+
+    /// The live manifest of a project.
+    pub fn manifest(&self, project: ProjectId) -> Result<Manifest> {
+        Ok(self.handle(project)?.manifest())
+    }
+
+    /// Bytes on disk of a project (database, its WAL, parts).
+    pub fn disk_usage(&self, project: ProjectId) -> Result<u64> {
+        let p = self.handle(project)?;
+        Ok(dir_size(p.dir()))
+    }
+
+    /// Stops background maintenance. Queued appends still complete.
+    pub fn shutdown(&self) {
+        self.stop.store(true, std::sync::atomic::Ordering::SeqCst);
+    }
+
+    /// The current time of the store's clock.
+    pub fn now(&self) -> Timestamp {
+        self.clock.now()
+    }
+}
+
+fn dir_size(path: &std::path::Path) -> u64 {
+    let Ok(entries) = std::fs::read_dir(path) else {
+        return 0;
+    };
+    entries
+        .flatten()
+        .map(|e| match e.metadata() {
+            Ok(m) if m.is_dir() => dir_size(&e.path()),
+            Ok(m) => m.len(),
+            Err(_) => 0,
+        })
+        .sum()
+}
+
+fn maintenance_loop(
+    store: std::sync::Weak<Store>,
+    stop: Arc<std::sync::atomic::AtomicBool>,
+    interval: std::time::Duration,
+) {
+    let mut last_seal: HashMap<ProjectId, Timestamp> = HashMap::new();
+    while !stop.load(std::sync::atomic::Ordering::SeqCst) {
+        std::thread::sleep(interval);
+        let Some(store) = store.upgrade() else { return };
+        let projects: Vec<Arc<Project>> = store
+            .projects
+            .read()
+            .expect("projects lock")
+            .values()
+            .cloned()
+            .collect();
+        for p in projects {
+            let last = last_seal
+                .entry(p.info.id)
+                .or_insert_with(|| store.clock.now());
+            if let Err(e) = p.maintain(last) {
+                tracing::warn!(project = %p.info.name, error = %e, "maintenance failed; will retry");
+            }
+        }
+    }
+}
+
+impl EventStore for Store {
+    fn create_project(&self, name: &str) -> Result<(ProjectInfo, String)> {
+        let (info, key) = self
+            .catalog
+            .lock()
+            .expect("catalog lock")
+            .create(name, self.clock.now())?;
+        self.open_project(info.clone())?;
+        Ok((info, key))
+    }
+
+    fn projects(&self) -> Result<Vec<ProjectInfo>> {
+        let mut catalog = self.catalog.lock().expect("catalog lock");
+        catalog.reload()?;
+        Ok(catalog.all())
+    }
+
+    fn project(&self, name: &str) -> Result<ProjectInfo> {
+        self.catalog.lock().expect("catalog lock").by_name(name)
+    }
+
+    fn authenticate(&self, write_key: &str) -> Option<ProjectInfo> {
+        self.catalog.lock().expect("catalog lock").by_key(write_key)
+    }
+
+    fn append(&self, project: ProjectId, batch: AppendBatch) -> Result<AppendTicket> {
+        self.handle(project)?.append(batch)
+    }
+
+    fn for_each_event(
+        &self,
+        project: ProjectId,
+        f: &mut dyn FnMut(PersonId, u64, Message) -> Result<()>,
+    ) -> Result<()> {
+        self.snapshot(project)?.for_each_message(f)
+    }
+
+    fn for_each_profile(
+        &self,
+        project: ProjectId,
+        f: &mut dyn FnMut(Profile) -> Result<()>,
+    ) -> Result<()> {
+        self.handle(project)?.for_each_profile(f)
+    }
+
+    fn warnings(
+        &self,
+        project: ProjectId,
+        limit: usize,
+        before: Option<i64>,
+    ) -> Result<Vec<WarningRow>> {
+        self.handle(project)?.warnings(limit, before)
+    }
+
+    fn flush(&self, project: ProjectId) -> Result<()> {
+        self.handle(project)?.barrier()
+    }
+}

@@ -1,0 +1,687 @@
+//! One project's store: its writer thread, its live parts, sealing and compaction.
+//!
+//! Sealing moves the oldest tail rows into a new part:
+//! 1. read tail rows with `seq > sealed_seq` in seq order (a committed prefix);
+//! 2. write them, sorted by (canonical person, ts, seq), to a part file; fsync; rename;
+//!    fsync the parts folder;
+//! 3. write the manifest naming the part, with `sealed_seq` = the last seq taken (atomic);
+//! 4. ask the writer to delete the tail rows `<= sealed_seq`.
+//!
+//! A crash after 2 leaves an orphan part (deleted on open); after 3, tail rows that are
+//! also in a part, which readers ignore (`seq <= sealed_seq`) and the next open deletes.
+//! Compaction merges parts into one and swaps them in the manifest the same way; the
+//! inputs are deleted only after the new manifest is durable.
+
+use std::cmp::Reverse;
+use std::collections::{BinaryHeap, HashMap, HashSet};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, RwLock};
+
+use rusqlite::{Connection, params};
+use tokio::sync::{mpsc, oneshot};
+
+use lodestar_core::{Clock, JsonMap, PersonId, Timestamp};
+
+use crate::catalog::ProjectInfo;
+use crate::config::StoreConfig;
+use crate::db;
+use crate::error::{Result, StoreError};
+use crate::manifest::{Manifest, PartEntry, part_file_name, parts_dir, sync_dir};
+use crate::metrics::StoreMetrics;
+use crate::part::{Part, PartRow, PartWriter};
+use crate::read::{Snapshot, TailRows};
+use crate::writer::{AppendBatch, AppendOutcome, Command, PreparedBatch, Writer};
+
+/// A person's profile as stored.
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct Profile {
+    /// The canonical person id.
+    pub person: PersonId,
+    /// Whether a user id is known.
+    pub identified: bool,
+    /// Known user ids.
+    pub user_ids: Vec<String>,
+    /// Known anonymous ids (including those of merged persons).
+    pub anonymous_ids: Vec<String>,
+    /// Traits.
+    pub traits: JsonMap,
+    /// Time of the person's earliest event.
+    pub created_at: Timestamp,
+    /// Last time traits or identities changed.
+    pub updated_at: Timestamp,
+}
+
+/// One row of the ingestion warnings list.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct WarningRow {
+    /// Its id (ascending with time).
+    pub id: i64,
+    /// When it was recorded.
+    pub at: Timestamp,
+    /// `rejected` (the item is in the quarantine, not stored as an event) or `warning`.
+    pub severity: String,
+    /// Stable code.
+    pub code: String,
+    /// Reason.
+    pub message: String,
+    /// Where.
+    pub field: String,
+    /// The item as received.
+    pub raw: String,
+}
+
+/// A handle that resolves once an append is durable (or has failed).
+#[derive(Debug)]
+pub struct AppendTicket(pub(crate) oneshot::Receiver<Result<AppendOutcome>>);
+
+impl AppendTicket {
+    /// Waits for the outcome.
+    pub async fn wait(self) -> Result<AppendOutcome> {
+        self.0.await.unwrap_or(Err(StoreError::ShuttingDown))
+    }
+
+    /// Waits for the outcome, blocking the thread. Not for use inside an async runtime.
+    pub fn wait_blocking(self) -> Result<AppendOutcome> {
+        self.0
+            .blocking_recv()
+            .unwrap_or(Err(StoreError::ShuttingDown))
+    }
+}
+
+struct Live {
+    manifest: Manifest,
+    parts: Vec<Arc<Part>>,
+}
+
+pub(crate) struct Project {
+    pub(crate) info: ProjectInfo,
+    dir: PathBuf,
+    db_path: PathBuf,
+    tx: mpsc::UnboundedSender<Command>,
+    live: RwLock<Arc<Live>>,
+    maintenance: Mutex<()>,
+    sealed_floor: Arc<AtomicU64>,
+    config: StoreConfig,
+    clock: Arc<dyn Clock>,
+    metrics: Arc<StoreMetrics>,
+}
+
+impl Project {
+    pub(crate) fn open(
+        info: ProjectInfo,
+        dir: PathBuf,
+        config: StoreConfig,
+        clock: Arc<dyn Clock>,
+        metrics: Arc<StoreMetrics>,
+    ) -> Result<Project> {
+        std::fs::create_dir_all(parts_dir(&dir)).map_err(|e| StoreError::io(&dir, e))?;
+        let manifest = Manifest::load(&dir)?;
+        remove_orphans(&dir, &manifest)?;
+        let mut parts = Vec::with_capacity(manifest.parts.len());
+        for entry in &manifest.parts {
+            parts.push(Arc::new(Part::open(
+                &parts_dir(&dir).join(entry.file_name()),
+            )?));
+        }
+        let db_path = dir.join("events.db");
+        let sealed_floor = Arc::new(AtomicU64::new(manifest.sealed_seq));
+        let writer = Writer::new(
+            db_path.clone(),
+            config.dedup_window_ms as i64,
+            clock.clone(),
+            metrics.clone(),
+            sealed_floor.clone(),
+        )?;
+        let (tx, rx) = mpsc::unbounded_channel();
+        std::thread::Builder::new()
+            .name(format!("writer-{}", info.name))
+            .spawn(move || writer.run(rx))
+            .map_err(|e| StoreError::io(&db_path, e))?;
+        // Tail rows already sealed before a crash are leftovers.
+        if manifest.sealed_seq > 0 {
+            let _ = tx.send(Command::TruncateTail {
+                upto: manifest.sealed_seq,
+            });
+        }
+        Ok(Project {
+            info,
+            dir,
+            db_path,
+            tx,
+            live: RwLock::new(Arc::new(Live { manifest, parts })),
+            maintenance: Mutex::new(()),
+            sealed_floor,
+            config,
+            clock,
+            metrics,
+        })
+    }
+
+    pub(crate) fn append(&self, batch: AppendBatch) -> Result<AppendTicket> {
+        let (reply, rx) = oneshot::channel();
+        let batch = PreparedBatch::new(batch);
+        self.tx
+            .send(Command::Append { batch, reply })
+            .map_err(|_| StoreError::ShuttingDown)?;
+        Ok(AppendTicket(rx))
+    }
+
+    /// Waits until everything appended before is committed.
+    pub(crate) fn barrier(&self) -> Result<()> {
+        let (reply, rx) = oneshot::channel();
+        self.tx
+            .send(Command::Barrier { reply })
+            .map_err(|_| StoreError::ShuttingDown)?;
+        rx.blocking_recv().unwrap_or(Err(StoreError::ShuttingDown))
+    }
+
+    fn reader(&self) -> Result<Connection> {
+        db::open_ro(&self.db_path)
+    }
+
+    pub(crate) fn manifest(&self) -> Manifest {
+        self.live.read().expect("live lock").manifest.clone()
+    }
+
+    pub(crate) fn snapshot(&self) -> Result<Snapshot> {
+        let mut conn = self.reader()?;
+        let live = self.live.read().expect("live lock");
+        // Read the tail while holding the lock: sealing cannot swap the manifest (and so
+        // cannot truncate the tail) until we are done, so no row is missed or doubled.
+        let tx = conn.transaction()?;
+        let canonical = load_canonical(&tx)?;
+        let names = load_names(&tx)?;
+        let mut tail = TailRows::default();
+        {
+            let mut stmt =
+                tx.prepare("SELECT seq, person, ts, name, kind, body FROM tail WHERE seq > ?1")?;
+            let mut rows = stmt.query(params![live.manifest.sealed_seq as i64])?;
+            while let Some(r) = rows.next()? {
+                let person = r.get::<_, i64>(1)? as u64;
+                tail.seqs.push(r.get::<_, i64>(0)? as u64);
+                tail.persons
+                    .push(canonical.get(&person).copied().unwrap_or(person));
+                tail.ts.push(r.get(2)?);
+                tail.names.push(r.get::<_, i64>(3)? as u32);
+                tail.kinds.push(r.get::<_, i64>(4)? as u8);
+                tail.bodies.push(r.get(5)?);
+            }
+        }
+        let parts = live.parts.clone();
+        drop(live);
+        tail.sort();
+        Ok(Snapshot {
+            parts,
+            tail,
+            canonical,
+            names,
+        })
+    }
+
+    /// Seals up to `max_seal_rows` tail rows into a new part. Returns rows sealed.
+    pub(crate) fn seal_once(&self) -> Result<usize> {
+        let _guard = self.maintenance.lock().expect("maintenance lock");
+        let mut manifest = self.manifest();
+        let mut conn = self.reader()?;
+        let tx = conn.transaction()?;
+        let canonical = load_canonical(&tx)?;
+        let mut tail = TailRows::default();
+        {
+            let mut stmt = tx.prepare(
+                "SELECT seq, person, ts, name, kind, body FROM tail WHERE seq > ?1 ORDER BY seq LIMIT ?2",
+            )?;
+            let mut rows = stmt.query(params![
+                manifest.sealed_seq as i64,
+                self.config.max_seal_rows as i64
+            ])?;
+            while let Some(r) = rows.next()? {
+                let person = r.get::<_, i64>(1)? as u64;
+                tail.seqs.push(r.get::<_, i64>(0)? as u64);
+                tail.persons
+                    .push(canonical.get(&person).copied().unwrap_or(person));
+                tail.ts.push(r.get(2)?);
+                tail.names.push(r.get::<_, i64>(3)? as u32);
+                tail.kinds.push(r.get::<_, i64>(4)? as u8);
+                tail.bodies.push(r.get(5)?);
+            }
+        }
+        drop(tx);
+        if tail.is_empty() {
+            return Ok(0);
+        }
+        let last_seq = *tail.seqs.iter().max().expect("not empty");
+        tail.sort();
+        let id = manifest.next_part_id;
+        let path = parts_dir(&self.dir).join(part_file_name(id));
+        let mut writer = PartWriter::create(&path)?;
+        for i in 0..tail.len() {
+            let row = PartRow {
+                person: tail.persons[i],
+                ts: tail.ts[i],
+                name: tail.names[i],
+                kind: tail.kinds[i],
+                seq: tail.seqs[i],
+                body: &tail.bodies[i],
+            };
+            if let Err(e) = writer.push(row) {
+                writer.abandon();
+                return Err(e);
+            }
+        }
+        let stats = writer.finish()?;
+        sync_dir(&parts_dir(&self.dir))?;
+        let part = Arc::new(Part::open(&path)?);
+        manifest.next_part_id += 1;
+        manifest.sealed_seq = last_seq;
+        manifest.parts.push(PartEntry {
+            id,
+            stats,
+            level: 0,
+        });
+        self.publish(manifest, vec![part], &[])?;
+        self.sealed_floor.store(last_seq, Ordering::SeqCst);
+        self.metrics.parts_sealed.fetch_add(1, Ordering::Relaxed);
+        let _ = self.tx.send(Command::TruncateTail { upto: last_seq });
+        Ok(tail.len())
+    }
+
+    /// Makes `manifest` durable and live; `added` are its new parts (in manifest order at
+    /// the end), `removed` the part ids it dropped.
+    fn publish(&self, manifest: Manifest, added: Vec<Arc<Part>>, removed: &[u64]) -> Result<()> {
+        manifest.store(&self.dir)?;
+        let mut live = self.live.write().expect("live lock");
+        let mut parts: Vec<Arc<Part>> = Vec::with_capacity(manifest.parts.len());
+        let mut added = added.into_iter();
+        for entry in &manifest.parts {
+            let file = entry.file_name();
+            match live
+                .parts
+                .iter()
+                .find(|p| p.path().file_name().and_then(|f| f.to_str()) == Some(file.as_str()))
+            {
+                Some(p) => parts.push(p.clone()),
+                None => parts.push(added.next().expect("a new part for each new entry")),
+            }
+        }
+        *live = Arc::new(Live { manifest, parts });
+        drop(live);
+        for id in removed {
+            let path = parts_dir(&self.dir).join(part_file_name(*id));
+            if let Err(e) = std::fs::remove_file(&path) {
+                tracing::warn!(path = %path.display(), error = %e, "could not delete a compacted part");
+            }
+        }
+        Ok(())
+    }
+
+    /// Picks parts to merge: the smallest size tier holding at least `compact_fanin` parts.
+    fn compaction_candidates(&self, manifest: &Manifest) -> Vec<PartEntry> {
+        let fanin = self.config.compact_fanin.max(2);
+        let base = self.config.max_seal_rows.max(1) as f64;
+        let mut tiers: HashMap<u32, Vec<PartEntry>> = HashMap::new();
+        for entry in &manifest.parts {
+            if entry.stats.rows as usize >= self.config.max_part_rows {
+                continue;
+            }
+            let tier = ((entry.stats.rows as f64 / base).max(1.0).ln() / (fanin as f64).ln())
+                .floor() as u32;
+            tiers.entry(tier).or_default().push(entry.clone());
+        }
+        let mut keys: Vec<_> = tiers.keys().copied().collect();
+        keys.sort();
+        for k in keys {
+            let mut group = tiers.remove(&k).expect("key exists");
+            if group.len() >= fanin {
+                group.sort_by_key(|e| e.stats.rows);
+                let mut chosen = Vec::new();
+                let mut rows = 0u64;
+                for e in group {
+                    if chosen.len() == fanin * 2
+                        || rows + e.stats.rows > self.config.max_part_rows as u64
+                    {
+                        break;
+                    }
+                    rows += e.stats.rows;
+                    chosen.push(e);
+                }
+                if chosen.len() >= 2 {
+                    return chosen;
+                }
+            }
+        }
+        Vec::new()
+    }
+
+    /// Merges parts when a size tier has filled up. Returns the number of parts merged.
+    pub(crate) fn compact_once(&self, force_all: bool) -> Result<usize> {
+        let _guard = self.maintenance.lock().expect("maintenance lock");
+        let live = self.live.read().expect("live lock").clone();
+        let chosen: Vec<PartEntry> = if force_all {
+            if live.manifest.parts.len() < 2 {
+                return Ok(0);
+            }
+            live.manifest.parts.clone()
+        } else {
+            self.compaction_candidates(&live.manifest)
+        };
+        if chosen.is_empty() {
+            return Ok(0);
+        }
+        let inputs: Vec<Arc<Part>> = chosen
+            .iter()
+            .map(|e| {
+                let file = e.file_name();
+                live.parts
+                    .iter()
+                    .find(|p| p.path().file_name().and_then(|f| f.to_str()) == Some(file.as_str()))
+                    .cloned()
+                    .expect("manifest and live parts agree")
+            })
+            .collect();
+        let canonical = {
+            let mut conn = self.reader()?;
+            let tx = conn.transaction()?;
+            load_canonical(&tx)?
+        };
+        let mut manifest = live.manifest.clone();
+        let id = manifest.next_part_id;
+        let path = parts_dir(&self.dir).join(part_file_name(id));
+        let stats = merge_parts(&inputs, &canonical, &path)?;
+        sync_dir(&parts_dir(&self.dir))?;
+        let part = Arc::new(Part::open(&path)?);
+        let removed: Vec<u64> = chosen.iter().map(|e| e.id).collect();
+        let level = chosen.iter().map(|e| e.level).max().unwrap_or(0) + 1;
+        manifest.parts.retain(|e| !removed.contains(&e.id));
+        manifest.parts.push(PartEntry { id, stats, level });
+        manifest.next_part_id += 1;
+        self.publish(manifest, vec![part], &removed)?;
+        self.metrics.compactions.fetch_add(1, Ordering::Relaxed);
+        Ok(removed.len())
+    }
+
+    /// One round of background upkeep: seal what is due, compact, prune the dedup window.
+    pub(crate) fn maintain(&self, last_seal: &mut Timestamp) -> Result<()> {
+        let now = self.clock.now();
+        let unsealed = self.unsealed_rows()?;
+        let due = unsealed >= self.config.seal_rows as u64
+            || (unsealed > 0
+                && now.millis() - last_seal.millis() >= self.config.seal_interval_ms as i64);
+        if due {
+            while self.seal_once()? == self.config.max_seal_rows {}
+            *last_seal = now;
+        }
+        while self.compact_once(false)? > 0 {}
+        // Copy committed WAL pages into the database file here rather than in the writer.
+        let conn = Connection::open(&self.db_path)?;
+        conn.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |_| Ok(()))?;
+        let _ = self.tx.send(Command::PruneDedup {
+            before: now.millis() - self.config.dedup_window_ms as i64,
+        });
+        Ok(())
+    }
+
+    pub(crate) fn unsealed_rows(&self) -> Result<u64> {
+        let conn = self.reader()?;
+        let sealed = self.live.read().expect("live lock").manifest.sealed_seq;
+        let n: i64 = conn.query_row(
+            "SELECT count(*) FROM tail WHERE seq > ?1",
+            params![sealed as i64],
+            |r| r.get(0),
+        )?;
+        Ok(n as u64)
+    }
+
+    pub(crate) fn for_each_profile(&self, mut f: impl FnMut(Profile) -> Result<()>) -> Result<()> {
+        let conn = self.reader()?;
+        let mut ids: HashMap<u64, (Vec<String>, Vec<String>)> = HashMap::new();
+        {
+            let mut stmt = conn.prepare(
+                "SELECT kind, value, person FROM identities ORDER BY person, kind, value",
+            )?;
+            let mut rows = stmt.query([])?;
+            while let Some(r) = rows.next()? {
+                let kind: i64 = r.get(0)?;
+                let entry = ids.entry(r.get::<_, i64>(2)? as u64).or_default();
+                if kind == 0 {
+                    entry.0.push(r.get(1)?)
+                } else {
+                    entry.1.push(r.get(1)?)
+                }
+            }
+        }
+        let mut stmt = conn.prepare(
+            "SELECT id, identified, traits, created_at, updated_at FROM persons WHERE merged_into IS NULL ORDER BY id",
+        )?;
+        let mut rows = stmt.query([])?;
+        while let Some(r) = rows.next()? {
+            let person = r.get::<_, i64>(0)? as u64;
+            let (user_ids, anonymous_ids) = ids.remove(&person).unwrap_or_default();
+            let traits: String = r.get(2)?;
+            f(Profile {
+                person: PersonId(person),
+                identified: r.get::<_, i64>(1)? != 0,
+                user_ids,
+                anonymous_ids,
+                traits: serde_json::from_str(&traits).unwrap_or_default(),
+                created_at: Timestamp(r.get(3)?),
+                updated_at: Timestamp(r.get(4)?),
+            })?;
+        }
+        Ok(())
+    }
+
+    pub(crate) fn warnings(&self, limit: usize, before: Option<i64>) -> Result<Vec<WarningRow>> {
+        let conn = self.reader()?;
+        let mut stmt = conn.prepare(
+            "SELECT id, at, severity, code, message, field, raw FROM warnings
+             WHERE id < ?1 ORDER BY id DESC LIMIT ?2",
+        )?;
+        let rows = stmt.query_map(params![before.unwrap_or(i64::MAX), limit as i64], |r| {
+            Ok(WarningRow {
+                id: r.get(0)?,
+                at: Timestamp(r.get(1)?),
+                severity: r.get(2)?,
+                code: r.get(3)?,
+                message: r.get(4)?,
+                field: r.get(5)?,
+                raw: r.get(6)?,
+            })
+        })?;
+        Ok(rows.collect::<std::result::Result<_, _>>()?)
+    }
+
+    pub(crate) fn dir(&self) -> &Path {
+        &self.dir
+    }
+}
+
+fn load_canonical(conn: &Connection) -> Result<HashMap<u64, u64>> {
+    let mut stmt =
+        conn.prepare("SELECT id, merged_into FROM persons WHERE merged_into IS NOT NULL")?;
+    let rows = stmt.query_map([], |r| {
+        Ok((r.get::<_, i64>(0)? as u64, r.get::<_, i64>(1)? as u64))
+    })?;
+    Ok(rows.collect::<std::result::Result<_, _>>()?)
+}
+
+fn load_names(conn: &Connection) -> Result<Vec<String>> {
+    let mut names = vec![String::new()];
+    let mut stmt = conn.prepare("SELECT id, name FROM names ORDER BY id")?;
+    let mut rows = stmt.query([])?;
+    while let Some(r) = rows.next()? {
+        let id = r.get::<_, i64>(0)? as usize;
+        if names.len() <= id {
+            names.resize(id + 1, String::new());
+        }
+        names[id] = r.get(1)?;
+    }
+    Ok(names)
+}
+
+fn remove_orphans(dir: &Path, manifest: &Manifest) -> Result<()> {
+    let live: HashSet<String> = manifest.parts.iter().map(|e| e.file_name()).collect();
+    let pdir = parts_dir(dir);
+    let entries = std::fs::read_dir(&pdir).map_err(|e| StoreError::io(&pdir, e))?;
+    for entry in entries {
+        let entry = entry.map_err(|e| StoreError::io(&pdir, e))?;
+        let name = entry.file_name().to_string_lossy().to_string();
+        if !live.contains(&name) {
+            tracing::info!(file = %name, "removing a part not named by the manifest");
+            let _ = std::fs::remove_file(entry.path());
+        }
+    }
+    Ok(())
+}
+
+/// One input of a merge: a part's rows in order, skipping persons that were merged away
+/// since the part was written (those go through `moved`).
+struct Cursor<'a> {
+    part: &'a Part,
+    row: usize,
+    person_idx: usize,
+    block: usize,
+    bodies: Vec<Vec<u8>>,
+    skip: &'a HashSet<u64>,
+}
+
+impl Cursor<'_> {
+    fn body(&mut self, row: usize) -> Result<Vec<u8>> {
+        let b = row / self.part.block_rows();
+        if b != self.block || self.bodies.is_empty() {
+            self.bodies = self.part.block_bodies(b)?;
+            self.block = b;
+        }
+        Ok(std::mem::take(
+            &mut self.bodies[row % self.part.block_rows()],
+        ))
+    }
+
+    /// The next row (person, ts, seq, row index) not owned by a moved person.
+    fn peek(&mut self) -> Option<(u64, i64, u64, usize)> {
+        let offsets = self.part.person_offsets();
+        let persons = self.part.persons();
+        while self.row < self.part.rows() {
+            while offsets[self.person_idx + 1] as usize <= self.row {
+                self.person_idx += 1;
+            }
+            let person = persons[self.person_idx];
+            if self.skip.contains(&person) {
+                self.row = offsets[self.person_idx + 1] as usize;
+                continue;
+            }
+            return Some((
+                person,
+                self.part.ts()[self.row],
+                self.part.seqs()[self.row],
+                self.row,
+            ));
+        }
+        None
+    }
+}
+
+/// Merges parts into one new part at `path`, resolving persons to their canonical ids.
+fn merge_parts(
+    inputs: &[Arc<Part>],
+    canonical: &HashMap<u64, u64>,
+    path: &Path,
+) -> Result<crate::part::PartStats> {
+    // Rows of persons merged away since their part was written must move to their canonical
+    // person's place; there are few, so collect and sort them apart.
+    let skip: HashSet<u64> = inputs
+        .iter()
+        .flat_map(|p| p.persons().iter().copied())
+        .filter(|p| canonical.contains_key(p))
+        .collect();
+    let mut moved: Vec<(u64, i64, u64, u32, u8, Vec<u8>)> = Vec::new();
+    for part in inputs {
+        let offsets = part.person_offsets();
+        let mut block: Option<(usize, Vec<Vec<u8>>)> = None;
+        for (i, p) in part.persons().iter().enumerate() {
+            if let Some(to) = canonical.get(p) {
+                for row in offsets[i] as usize..offsets[i + 1] as usize {
+                    let b = row / part.block_rows();
+                    if block.as_ref().map(|(bb, _)| *bb) != Some(b) {
+                        block = Some((b, part.block_bodies(b)?));
+                    }
+                    let body = block.as_mut().expect("loaded").1[row % part.block_rows()].clone();
+                    moved.push((
+                        *to,
+                        part.ts()[row],
+                        part.seqs()[row],
+                        part.names()[row],
+                        part.kinds()[row],
+                        body,
+                    ));
+                }
+            }
+        }
+    }
+    moved.sort_by_key(|m| (m.0, m.1, m.2));
+    let mut cursors: Vec<Cursor<'_>> = inputs
+        .iter()
+        .map(|p| Cursor {
+            part: p,
+            row: 0,
+            person_idx: 0,
+            block: 0,
+            bodies: Vec::new(),
+            skip: &skip,
+        })
+        .collect();
+    let mut heap = BinaryHeap::new();
+    for (i, c) in cursors.iter_mut().enumerate() {
+        if let Some((person, ts, seq, _)) = c.peek() {
+            heap.push(Reverse((person, ts, seq, i)));
+        }
+    }
+    let mut writer = PartWriter::create(path)?;
+    let mut moved = moved.into_iter().peekable();
+    let result = (|| -> Result<()> {
+        loop {
+            let next_heap = heap.peek().map(|Reverse(k)| *k);
+            let next_moved = moved.peek().map(|m| (m.0, m.1, m.2));
+            match (next_heap, next_moved) {
+                (None, None) => break,
+                (Some(h), m) if m.is_none_or(|m| (h.0, h.1, h.2) < m) => {
+                    heap.pop();
+                    let c = &mut cursors[h.3];
+                    let row = c.row;
+                    let body = c.body(row)?;
+                    writer.push(PartRow {
+                        person: h.0,
+                        ts: h.1,
+                        name: c.part.names()[row],
+                        kind: c.part.kinds()[row],
+                        seq: h.2,
+                        body: &body,
+                    })?;
+                    c.row += 1;
+                    if let Some((person, ts, seq, _)) = c.peek() {
+                        heap.push(Reverse((person, ts, seq, h.3)));
+                    }
+                }
+                _ => {
+                    let m = moved.next().expect("peeked");
+                    writer.push(PartRow {
+                        person: m.0,
+                        ts: m.1,
+                        name: m.3,
+                        kind: m.4,
+                        seq: m.2,
+                        body: &m.5,
+                    })?;
+                }
+            }
+        }
+        Ok(())
+    })();
+    match result {
+        Ok(()) => writer.finish(),
+        Err(e) => {
+            writer.abandon();
+            Err(e)
+        }
+    }
+}
