@@ -3,7 +3,11 @@
 //!
 //! usage: load DATA_DIR USERS [DAYS=365] [SEED=1]
 
-#![allow(clippy::print_stdout, clippy::print_stderr, reason = "a benchmark prints its figures")]
+#![allow(
+    clippy::print_stdout,
+    clippy::print_stderr,
+    reason = "a benchmark prints its figures"
+)]
 
 use std::sync::Arc;
 use std::time::Instant;

@@ -5,7 +5,11 @@
 //!
 //! usage: scan DATA_DIR [PROJECT=bench] [RUNS=5]
 
-#![allow(clippy::print_stdout, clippy::print_stderr, reason = "a benchmark prints its figures")]
+#![allow(
+    clippy::print_stdout,
+    clippy::print_stderr,
+    reason = "a benchmark prints its figures"
+)]
 
 use std::sync::Arc;
 

@@ -4,7 +4,11 @@
 //! This binary wires the crates together; it is the only place that reads the environment
 //! and the wall clock, and the only place `anyhow` is used.
 
-#![allow(clippy::print_stdout, clippy::print_stderr, reason = "the command line talks to its user on stdout and stderr")]
+#![allow(
+    clippy::print_stdout,
+    clippy::print_stderr,
+    reason = "the command line talks to its user on stdout and stderr"
+)]
 
 mod commands;
 mod config;

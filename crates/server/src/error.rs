@@ -9,7 +9,7 @@
 //! | `unknown_project` | 404 | no such project |
 //! | `project_exists` | 409 | creating a project whose name is taken |
 //! | `invalid_name` | 400 | a project name breaking the naming rule |
-//! | `storage_unavailable`, `shutting_down` | 503 | nothing was stored; retry (`Retry-After`) |
+//! | `storage_unavailable`, `shutting_down` | 503 | not acknowledged as durable; retry (`Retry-After`; retries are deduplicated) |
 //! | `internal` | 500 | a bug or a damaged file; details only in the server log |
 
 use axum::Json;
@@ -75,7 +75,7 @@ impl From<StoreError> for ApiError {
                 ApiError::new(
                     503,
                     e.code(),
-                    "events could not be stored durably; nothing was stored, retry later",
+                    "events could not be made durable and are not acknowledged; retry later (retries are deduplicated by messageId)",
                 )
             }
             _ => {

@@ -125,7 +125,10 @@ mod tests {
     fn stores_and_loads_atomically() {
         let dir = tempfile::tempdir().unwrap();
         assert_eq!(Manifest::load(dir.path()).unwrap(), Manifest::default());
-        let mut m = Manifest { sealed_seq: 42, ..Manifest::default() };
+        let mut m = Manifest {
+            sealed_seq: 42,
+            ..Manifest::default()
+        };
         m.parts.push(PartEntry {
             id: 1,
             level: 0,

@@ -115,6 +115,8 @@ pub(crate) struct Writer {
     /// … and rows up to here are (the writer deletes a bounded slice per group, so a large
     /// seal never stalls appends).
     truncated_to: u64,
+    /// A commit failed since the connection was opened: see [`Writer::reopen`].
+    after_failure: bool,
     clock: Arc<dyn Clock>,
     metrics: Arc<StoreMetrics>,
     /// The manifest's sealed_seq when the writer opened; seq numbers continue above it.
@@ -140,6 +142,7 @@ impl Writer {
             dedup_window_ms,
             truncate_target: 0,
             truncated_to: 0,
+            after_failure: false,
             clock,
             metrics,
             sealed_floor,
@@ -151,6 +154,23 @@ impl Writer {
     fn reopen(&mut self) -> Result<()> {
         self.conn = None;
         let conn = db::open_rw(&self.path)?;
+        if self.after_failure {
+            // A failed commit may still have left its WAL frames behind (the write went
+            // through, the fsync did not), and SQLite would read them as committed. Before
+            // anything is acknowledged again (a retry of that batch would be a "duplicate"),
+            // copy the whole WAL into the database file and fsync it. Until that succeeds,
+            // the store stays unavailable.
+            let (busy, _, _): (i64, i64, i64) =
+                conn.query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |r| {
+                    Ok((r.get(0)?, r.get(1)?, r.get(2)?))
+                })?;
+            if busy != 0 {
+                return Err(StoreError::Unavailable(
+                    "waiting for a durable checkpoint after a failed commit".into(),
+                ));
+            }
+            self.after_failure = false;
+        }
         let last_meta = db::meta_get(&conn, "last_seq")?.unwrap_or(0) as u64;
         let last_tail: i64 =
             conn.query_row("SELECT coalesce(max(seq), 0) FROM tail", [], |r| r.get(0))?;
@@ -249,6 +269,7 @@ impl Writer {
                 }
                 // Drop the connection; caches may hold ids of rolled-back rows.
                 self.conn = None;
+                self.after_failure = true;
                 for h in self.pending.drain(..) {
                     self.dedup.forget(h);
                 }

@@ -49,7 +49,7 @@ fn main() {
         dormant += u64::from(truth.dormant_at.is_some());
         back += u64::from(truth.came_back_at.is_some());
         nps += u64::from(truth.nps.is_some());
-        referred += u64::from(truth.referrer.is_some());
+        referred += u64::from(truth.referrer.is_some() && truth.signed_up_at.is_some());
         invites += u64::from(truth.invites_sent);
     }
     per_user.sort_unstable();
@@ -86,14 +86,14 @@ fn main() {
         pct(nps)
     );
     println!(
-        "referred {:.1}%, invites {invites}, K-factor (referred signups / users) {:.3}, invite conversion {:.1}%",
+        "referred signups {:.1}%, invites {invites}, K-factor (referred signups / users) {:.3}, invites that brought a signup {:.1}%",
         pct(referred),
         referred as f64 / users as f64,
         100.0 * referred as f64 / invites.max(1) as f64
     );
     println!("channels: {channels:?}");
     let mut by_count: Vec<_> = names.into_iter().collect();
-    by_count.sort_by(|a, b| b.1.cmp(&a.1));
+    by_count.sort_by_key(|b| std::cmp::Reverse(b.1));
     for (name, n) in by_count {
         println!("  {n:>9}  {name}");
     }

@@ -175,6 +175,17 @@ pub enum ConfigError {
     },
 }
 
+impl ConfigError {
+    /// A stable code for the kind of mistake, for logs and error tables.
+    pub fn code(&self) -> &'static str {
+        match self {
+            ConfigError::Days(_) => "synth_days_out_of_range",
+            ConfigError::Start(_) => "synth_start_out_of_range",
+            ConfigError::Parameter { .. } => "synth_bad_parameter",
+        }
+    }
+}
+
 impl std::fmt::Display for ConfigError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {

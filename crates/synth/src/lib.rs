@@ -40,12 +40,14 @@
 //! 2. **Anonymous browsing, then signup.** The first visit carries only an `anonymousId`.
 //!    Between 62 % (paid) and 88 % (referral) of visitors sign up, half of them in the first
 //!    visit: an `identify` carrying both the `anonymousId` and the new `userId`, with traits,
-//!    then `Signed Up`. Later client calls carry both ids; server calls (`Order Completed`,
-//!    membership upgrades, e-mail clicks) only the `userId`. One user in five later logs in on
-//!    a second device: a new `anonymousId`, anonymous first, then merged by an `identify`.
-//! 3. **Sessions.** While engaged, a user browses in a Poisson process of their own rate
-//!    (about 0.4 sessions a week plus twice their purchase rate); each session opens
-//!    (`Application Opened` on the apps, a `screen` or `page` otherwise) and may search, view
+//!    then `Signed Up`. After that, about a third of the visits on the first device carry
+//!    both ids and the rest only the `userId`; server calls (`Order Completed`, membership
+//!    upgrades, e-mail clicks) carry only the `userId`. One signed-up user in five later logs
+//!    in on a second device: a new `anonymousId`, anonymous first, then merged by an
+//!    `identify`; that device's calls carry both ids from then on.
+//! 3. **Sessions.** While engaged, a user browses in a Poisson process of their own rate (on
+//!    average about half a session a week, plus twice their weekly purchase rate); each session
+//!    opens (`Application Opened` on the apps, a `screen` or `page` otherwise) and may search, view
 //!    products, add one to the cart, view the cart and start checkout, each step less likely
 //!    than the one before.
 //! 4. **Purchases (BG/NBD).** Some signed-up users (40–62 % by channel) place a first order,
@@ -63,7 +65,7 @@
 //! 6. **NPS.** 30 % of buyers and 10 % of other signed-up users answer an NPS survey two weeks
 //!    or more after signup, with a score that rises with `λ` and falls after dropout.
 //! 7. **Referral.** 22 % of signed-up users invite friends: every invitation that brings
-//!    someone is an `Invite Sent` shortly before the invitee's first visit, and about 2.6
+//!    someone is an `Invite Sent` shortly before the invitee's first visit, and about four
 //!    others per inviter lead nowhere. Invitees' `Signed Up` carries `referrer_id`,
 //!    `referral_code` and `invitee_ref`.
 //! 8. **B2B.** 4 % of signed-up users buy for a company and send a `group` call at signup.

@@ -13,8 +13,10 @@
 
 use crate::rng::Draw;
 
-const LN2_HI: f64 = 6.931_471_803_691_238_164_90e-1;
-const LN2_LO: f64 = 1.908_214_929_270_587_700_02e-10;
+/// ln 2 split into a high part with trailing zero bits (so `k · LN2_HI` is exact) and the rest
+/// (fdlibm's constants).
+const LN2_HI: f64 = f64::from_bits(0x3fe6_2e42_fee0_0000);
+const LN2_LO: f64 = f64::from_bits(0x3dea_39ef_3579_3c76);
 const SQRT_HALF: f64 = std::f64::consts::FRAC_1_SQRT_2;
 
 /// `1 / (2k + 1)` for k = 0..=11: the series of atanh s / s in powers of s².

@@ -338,7 +338,8 @@ impl Synth {
         let mut dead = false;
         loop {
             t += rng.exp(mean_gap);
-            if !(t < end as f64) {
+            // NaN (a rate of exactly zero) ends the process too.
+            if t.is_nan() || t >= end as f64 {
                 break;
             }
             let at = self.cal.to_shopping_hour(t as i64, rng.unit(), first + 1);

@@ -160,6 +160,8 @@ enum Ev {
 #[derive(Debug, Clone, Copy)]
 struct Planned {
     at: i64,
+    /// Planning order: breaks ties of `at` (an unstable sort needs no scratch buffer).
+    seq: u32,
     who: Who,
     ev: Ev,
     /// Attach device and locale context (first call of a visit).
@@ -385,7 +387,7 @@ impl<'a> Story<'a> {
         if let Some(at) = self.came_back_at {
             sessions.push((at, SessionKind::WinBack));
         }
-        sessions.sort_by_key(|s| *s);
+        sessions.sort_unstable();
 
         // One-off things that ride on ordinary browsing sessions.
         let signed = sk.signup.is_some();
@@ -591,7 +593,9 @@ impl<'a> Story<'a> {
         if at >= self.deadline || at >= self.end {
             return false;
         }
+        let seq = self.events.len() as u32;
         self.events.push(Planned {
+            seq,
             at,
             who,
             ev,
@@ -984,7 +988,7 @@ impl<'a> Story<'a> {
 
     /// Sorts the plan by time and turns it into messages.
     fn finish(mut self, scratch: &mut Scratch, out: &mut impl Extend<Message>) -> UserTruth {
-        self.events.sort_by_key(|e| e.at);
+        self.events.sort_unstable_by_key(|e| (e.at, e.seq));
         let ids = Ids::new(self.synth.config.seed, self.sk.index);
         out.extend(
             self.events
@@ -1112,7 +1116,7 @@ fn invite_token(token: u64) -> String {
 /// The list price of a product: around its category's median, ending in 9 yuan.
 fn catalog_price(product: u32) -> u64 {
     let (category, _, _) = product_parts(product);
-    let bits = hash(0, u64::from(product), 0x5052_4943_45); // "PRICE"
+    let bits = hash(0, u64::from(product), 0x0050_5249_4345); // "PRICE"
     let z = (unit_of(bits) + unit_of(mix(bits)) + unit_of(mix(bits ^ 7)) - 1.5) * 2.0;
     let yuan = (category.median_price * crate::math::exp(0.45 * z)).max(9.0);
     let yuan = (yuan / 10.0).floor() as u64 * 10 + 9;
