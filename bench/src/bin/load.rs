@@ -13,7 +13,7 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use lodestar_core::{SystemClock, Timestamp};
-use lodestar_store::{AppendBatch, EventStore, Store, StoreConfig};
+use lodestar_store::{AppendBatch, AppendPipeline, EventStore, Store, StoreConfig};
 use lodestar_synth::SynthConfig;
 
 fn main() -> anyhow::Result<()> {
@@ -40,22 +40,18 @@ fn main() -> anyhow::Result<()> {
         ..SynthConfig::default()
     };
     let started = Instant::now();
+    let mut pipeline = AppendPipeline::new(&*store, project.id, 4);
     let mut batch = Vec::with_capacity(10_000);
-    let mut tickets = std::collections::VecDeque::new();
-    let (mut events, mut stored) = (0u64, 0usize);
+    let mut events = 0u64;
     for m in lodestar_synth::generate(&synth) {
         batch.push(m);
         events += 1;
         if batch.len() == 10_000 {
-            let b = AppendBatch {
+            pipeline.push(AppendBatch {
                 messages: std::mem::take(&mut batch),
                 ..Default::default()
-            };
-            tickets.push_back(store.append(project.id, b)?);
-            if tickets.len() > 4 {
-                stored += tickets.pop_front().expect("queued").wait_blocking()?.stored;
-            }
-            if events % 5_000_000 == 0 {
+            })?;
+            if events.is_multiple_of(5_000_000) {
                 eprintln!(
                     "{events} events, {:.0}/s",
                     events as f64 / started.elapsed().as_secs_f64()
@@ -63,18 +59,11 @@ fn main() -> anyhow::Result<()> {
             }
         }
     }
-    if !batch.is_empty() {
-        tickets.push_back(store.append(
-            project.id,
-            AppendBatch {
-                messages: batch,
-                ..Default::default()
-            },
-        )?);
-    }
-    for t in tickets {
-        stored += t.wait_blocking()?.stored;
-    }
+    pipeline.push(AppendBatch {
+        messages: batch,
+        ..Default::default()
+    })?;
+    let stored = pipeline.finish()?.stored;
     let appended = started.elapsed().as_secs_f64();
     store.seal_now(project.id)?;
     while store.compact_now(project.id, false)? > 0 {}

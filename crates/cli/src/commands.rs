@@ -144,18 +144,43 @@ pub fn warnings(config: Config, project: &str, limit: usize) -> anyhow::Result<E
 }
 
 /// Arguments of `lodestar import`.
+#[derive(clap::Args, Debug)]
 pub struct ImportArgs {
+    /// Project to import into. 目标项目
+    #[arg(long)]
     pub project: String,
+    /// Files to import. 要导入的文件
+    #[arg(required = true)]
     pub files: Vec<PathBuf>,
+    /// File format (default: from the extension). 文件格式
+    #[arg(long, value_enum)]
     pub format: Option<FileFormat>,
+    /// Column holding the customer id (CSV/Parquet). 客户 ID 列
+    #[arg(long)]
     pub customer_id: Option<String>,
+    /// Column holding the order time. 下单时间列
+    #[arg(long)]
     pub timestamp: Option<String>,
+    /// Column holding the order amount. 金额列
+    #[arg(long)]
     pub amount: Option<String>,
+    /// Column holding the order id. 订单号列
+    #[arg(long)]
     pub order_id: Option<String>,
+    /// Event name given to each row. 事件名
+    #[arg(long, default_value = "Order Completed")]
     pub event: String,
+    /// Currency of the amounts (e.g. CNY). 币种
+    #[arg(long)]
     pub currency: Option<String>,
+    /// Field delimiter (CSV), e.g. ',' or '\t' or ' '. 分隔符
+    #[arg(long)]
     pub delimiter: Option<String>,
+    /// The CSV has no header row; name columns by number (1, 2, …). 无表头
+    #[arg(long)]
     pub no_header: bool,
+    /// No progress bar. 不显示进度条
+    #[arg(long)]
     pub quiet: bool,
 }
 

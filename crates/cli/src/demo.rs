@@ -8,7 +8,7 @@ use anyhow::Context;
 use indicatif::{ProgressBar, ProgressStyle};
 
 use lodestar_core::Timestamp;
-use lodestar_store::{AppendBatch, EventStore};
+use lodestar_store::{AppendBatch, AppendPipeline, EventStore};
 use lodestar_synth::SynthConfig;
 
 use crate::commands::{clock, open_store, serve_store};
@@ -84,43 +84,25 @@ pub fn run(config: Config, args: DemoArgs) -> anyhow::Result<ExitCode> {
             )
             .expect("valid template"),
         );
+        let mut pipeline = AppendPipeline::new(&*store, project.id, 4);
         let mut batch = Vec::with_capacity(BATCH);
-        let mut tickets = std::collections::VecDeque::new();
-        let (mut stored, mut events) = (0usize, 0u64);
-        synth.validate().context("demo settings")?;
+        let mut events = 0u64;
         for message in lodestar_synth::generate(&synth) {
             events += 1;
             batch.push(message);
             if batch.len() == BATCH {
-                tickets.push_back(store.append(
-                    project.id,
-                    AppendBatch {
-                        messages: std::mem::take(&mut batch),
-                        ..Default::default()
-                    },
-                )?);
-                if tickets.len() > 3 {
-                    stored += tickets
-                        .pop_front()
-                        .expect("non-empty")
-                        .wait_blocking()?
-                        .stored;
-                    bar.set_position(events);
-                }
+                pipeline.push(AppendBatch {
+                    messages: std::mem::take(&mut batch),
+                    ..Default::default()
+                })?;
+                bar.set_position(events);
             }
         }
-        if !batch.is_empty() {
-            tickets.push_back(store.append(
-                project.id,
-                AppendBatch {
-                    messages: batch,
-                    ..Default::default()
-                },
-            )?);
-        }
-        for t in tickets {
-            stored += t.wait_blocking()?.stored;
-        }
+        pipeline.push(AppendBatch {
+            messages: batch,
+            ..Default::default()
+        })?;
+        let stored = pipeline.finish()?.stored;
         bar.finish_and_clear();
         store.seal_now(project.id)?;
         eprintln!(

@@ -63,44 +63,7 @@ enum Command {
         action: ProjectsAction,
     },
     /// Import historical data (CSV, JSONL, Parquet). 导入历史数据
-    Import {
-        /// Project to import into. 目标项目
-        #[arg(long)]
-        project: String,
-        /// Files to import. 要导入的文件
-        #[arg(required = true)]
-        files: Vec<PathBuf>,
-        /// File format (default: from the extension). 文件格式
-        #[arg(long, value_enum)]
-        format: Option<FileFormat>,
-        /// Column holding the customer id (CSV/Parquet). 客户 ID 列
-        #[arg(long)]
-        customer_id: Option<String>,
-        /// Column holding the order time. 下单时间列
-        #[arg(long)]
-        timestamp: Option<String>,
-        /// Column holding the order amount. 金额列
-        #[arg(long)]
-        amount: Option<String>,
-        /// Column holding the order id. 订单号列
-        #[arg(long)]
-        order_id: Option<String>,
-        /// Event name given to each row. 事件名
-        #[arg(long, default_value = "Order Completed")]
-        event: String,
-        /// Currency of the amounts (e.g. CNY). 币种
-        #[arg(long)]
-        currency: Option<String>,
-        /// Field delimiter (CSV), e.g. ',' or '\t' or ' '. 分隔符
-        #[arg(long)]
-        delimiter: Option<String>,
-        /// The CSV has no header row; name columns by number (1, 2, …). 无表头
-        #[arg(long)]
-        no_header: bool,
-        /// No progress bar. 不显示进度条
-        #[arg(long)]
-        quiet: bool,
-    },
+    Import(commands::ImportArgs),
     /// Export a project's data: the user's data is theirs. 导出项目数据
     Export {
         /// What to export. 导出内容
@@ -199,36 +162,7 @@ fn main() -> std::process::ExitCode {
         Command::Projects {
             action: ProjectsAction::List,
         } => commands::list_projects(config),
-        Command::Import {
-            project,
-            files,
-            format,
-            customer_id,
-            timestamp,
-            amount,
-            order_id,
-            event,
-            currency,
-            delimiter,
-            no_header,
-            quiet,
-        } => commands::import(
-            config,
-            commands::ImportArgs {
-                project,
-                files,
-                format,
-                customer_id,
-                timestamp,
-                amount,
-                order_id,
-                event,
-                currency,
-                delimiter,
-                no_header,
-                quiet,
-            },
-        ),
+        Command::Import(args) => commands::import(config, args),
         Command::Export {
             what,
             project,

@@ -139,22 +139,27 @@ impl Resolver {
         Ok(())
     }
 
-    /// Lowers the person's `created_at` to `at` if it is earlier.
+    /// Lowers the person's `created_at` to `at` if it is earlier: usually no statement at
+    /// all (the cache knows), else one.
     fn touch(&mut self, tx: &Transaction<'_>, person: u64, at: i64) -> Result<()> {
-        if let Some(&c) = self.created.get(&person)
-            && c <= at
-        {
-            return Ok(());
+        let current = match self.created.get(&person) {
+            Some(&c) => c,
+            None => {
+                let c: i64 = tx
+                    .prepare_cached("SELECT created_at FROM persons WHERE id = ?1")?
+                    .query_row(params![person as i64], |r| r.get(0))?;
+                if self.created.len() >= CACHE_LIMIT {
+                    self.created.clear();
+                }
+                self.created.insert(person, c);
+                c
+            }
+        };
+        if at < current {
+            tx.prepare_cached("UPDATE persons SET created_at = ?2 WHERE id = ?1")?
+                .execute(params![person as i64, at])?;
+            self.created.insert(person, at);
         }
-        tx.prepare_cached("UPDATE persons SET created_at = ?2 WHERE id = ?1 AND created_at > ?2")?
-            .execute(params![person as i64, at])?;
-        let c: i64 = tx
-            .prepare_cached("SELECT created_at FROM persons WHERE id = ?1")?
-            .query_row(params![person as i64], |r| r.get(0))?;
-        if self.created.len() >= CACHE_LIMIT {
-            self.created.clear();
-        }
-        self.created.insert(person, c);
         Ok(())
     }
 }

@@ -35,7 +35,7 @@ pub use config::StoreConfig;
 pub use error::{Result, StoreError};
 pub use manifest::{Manifest, PartEntry};
 pub use metrics::{Histogram, LATENCY_BUCKETS, StoreMetrics};
-pub use project::{AppendTicket, Profile, WarningRow};
+pub use project::{AppendPipeline, AppendTicket, Profile, WarningRow};
 pub use read::{Run, RunOffsets, Snapshot, TailRows};
 pub use writer::{AppendBatch, AppendOutcome, Quarantined};
 

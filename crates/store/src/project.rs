@@ -192,22 +192,7 @@ impl Project {
         let tx = conn.transaction()?;
         let canonical = load_canonical(&tx)?;
         let names = load_names(&tx)?;
-        let mut tail = TailRows::default();
-        {
-            let mut stmt =
-                tx.prepare("SELECT seq, person, ts, name, kind, body FROM tail WHERE seq > ?1")?;
-            let mut rows = stmt.query(params![live.manifest.sealed_seq as i64])?;
-            while let Some(r) = rows.next()? {
-                let person = r.get::<_, i64>(1)? as u64;
-                tail.seqs.push(r.get::<_, i64>(0)? as u64);
-                tail.persons
-                    .push(canonical.get(&person).copied().unwrap_or(person));
-                tail.ts.push(r.get(2)?);
-                tail.names.push(r.get::<_, i64>(3)? as u32);
-                tail.kinds.push(r.get::<_, i64>(4)? as u8);
-                tail.bodies.push(r.get(5)?);
-            }
-        }
+        let mut tail = read_tail(&tx, live.manifest.sealed_seq, None, &canonical)?;
         let parts = live.parts.clone();
         drop(live);
         tail.sort();
@@ -226,26 +211,12 @@ impl Project {
         let mut conn = self.reader()?;
         let tx = conn.transaction()?;
         let canonical = load_canonical(&tx)?;
-        let mut tail = TailRows::default();
-        {
-            let mut stmt = tx.prepare(
-                "SELECT seq, person, ts, name, kind, body FROM tail WHERE seq > ?1 ORDER BY seq LIMIT ?2",
-            )?;
-            let mut rows = stmt.query(params![
-                manifest.sealed_seq as i64,
-                self.config.max_seal_rows as i64
-            ])?;
-            while let Some(r) = rows.next()? {
-                let person = r.get::<_, i64>(1)? as u64;
-                tail.seqs.push(r.get::<_, i64>(0)? as u64);
-                tail.persons
-                    .push(canonical.get(&person).copied().unwrap_or(person));
-                tail.ts.push(r.get(2)?);
-                tail.names.push(r.get::<_, i64>(3)? as u32);
-                tail.kinds.push(r.get::<_, i64>(4)? as u8);
-                tail.bodies.push(r.get(5)?);
-            }
-        }
+        let mut tail = read_tail(
+            &tx,
+            manifest.sealed_seq,
+            Some(self.config.max_seal_rows),
+            &canonical,
+        )?;
         drop(tx);
         if tail.is_empty() {
             return Ok(0);
@@ -505,6 +476,33 @@ fn load_canonical(conn: &Connection) -> Result<HashMap<u64, u64>> {
     Ok(rows.collect::<std::result::Result<_, _>>()?)
 }
 
+/// Reads tail rows with `seq > after`, in seq order (the first `limit` of them when given),
+/// resolving persons through `canonical`.
+fn read_tail(
+    conn: &Connection,
+    after: u64,
+    limit: Option<usize>,
+    canonical: &HashMap<u64, u64>,
+) -> Result<TailRows> {
+    let mut tail = TailRows::default();
+    let mut stmt = conn.prepare(
+        "SELECT seq, person, ts, name, kind, body FROM tail WHERE seq > ?1 ORDER BY seq LIMIT ?2",
+    )?;
+    let limit = limit.map_or(-1, |l| l as i64);
+    let mut rows = stmt.query(params![after as i64, limit])?;
+    while let Some(r) = rows.next()? {
+        let person = r.get::<_, i64>(1)? as u64;
+        tail.seqs.push(r.get::<_, i64>(0)? as u64);
+        tail.persons
+            .push(canonical.get(&person).copied().unwrap_or(person));
+        tail.ts.push(r.get(2)?);
+        tail.names.push(r.get::<_, i64>(3)? as u32);
+        tail.kinds.push(r.get::<_, i64>(4)? as u8);
+        tail.bodies.push(r.get(5)?);
+    }
+    Ok(tail)
+}
+
 fn load_names(conn: &Connection) -> Result<Vec<String>> {
     let mut names = vec![String::new()];
     let mut stmt = conn.prepare("SELECT id, name FROM names ORDER BY id")?;
@@ -683,5 +681,66 @@ fn merge_parts(
             writer.abandon();
             Err(e)
         }
+    }
+}
+
+/// Appends batches one after another, keeping up to `depth` of them queued so the caller's
+/// work (parsing, generating) overlaps the writer's commits.
+pub struct AppendPipeline<'a> {
+    store: &'a dyn crate::EventStore,
+    project: lodestar_core::ProjectId,
+    depth: usize,
+    queued: std::collections::VecDeque<AppendTicket>,
+    total: AppendOutcome,
+}
+
+impl<'a> AppendPipeline<'a> {
+    /// A pipeline into `project` with up to `depth` batches queued (at least 1).
+    pub fn new(
+        store: &'a dyn crate::EventStore,
+        project: lodestar_core::ProjectId,
+        depth: usize,
+    ) -> Self {
+        AppendPipeline {
+            store,
+            project,
+            depth: depth.max(1),
+            queued: std::collections::VecDeque::new(),
+            total: AppendOutcome::default(),
+        }
+    }
+
+    /// Queues a batch, first waiting for the oldest one if `depth` are queued.
+    pub fn push(&mut self, batch: AppendBatch) -> Result<()> {
+        if self.queued.len() >= self.depth {
+            self.wait_oldest()?;
+        }
+        self.queued
+            .push_back(self.store.append(self.project, batch)?);
+        Ok(())
+    }
+
+    fn wait_oldest(&mut self) -> Result<()> {
+        if let Some(ticket) = self.queued.pop_front() {
+            let o = ticket.wait_blocking()?;
+            self.total.stored += o.stored;
+            self.total.duplicates += o.duplicates;
+            self.total.rejected += o.rejected;
+            self.total.warnings += o.warnings;
+        }
+        Ok(())
+    }
+
+    /// What is durable so far.
+    pub fn outcome(&self) -> AppendOutcome {
+        self.total
+    }
+
+    /// Waits for every queued batch; returns the totals.
+    pub fn finish(mut self) -> Result<AppendOutcome> {
+        while !self.queued.is_empty() {
+            self.wait_oldest()?;
+        }
+        Ok(self.total)
     }
 }
