@@ -104,7 +104,7 @@ pub(crate) struct Writer {
     path: PathBuf,
     conn: Option<Connection>,
     next_seq: u64,
-    names: HashMap<String, u32>,
+    names: HashMap<String, u32, identity::Hasher>,
     resolver: Resolver,
     dedup: DedupIndex,
     /// Hashes added to `dedup` by the group being applied; forgotten if it fails.
@@ -135,7 +135,7 @@ impl Writer {
             path,
             conn: None,
             next_seq: 1,
-            names: HashMap::new(),
+            names: HashMap::default(),
             resolver: Resolver::default(),
             dedup: DedupIndex::default(),
             pending: Vec::new(),
@@ -179,7 +179,7 @@ impl Writer {
         let first_tail: i64 =
             conn.query_row("SELECT coalesce(min(seq), 0) FROM tail", [], |r| r.get(0))?;
         self.truncated_to = (first_tail as u64).saturating_sub(1);
-        let mut names = HashMap::new();
+        let mut names = HashMap::default();
         {
             let mut stmt = conn.prepare("SELECT id, name FROM names")?;
             let rows = stmt.query_map([], |r| Ok((r.get::<_, i64>(0)?, r.get::<_, String>(1)?)))?;
@@ -287,6 +287,12 @@ impl Writer {
         let mut new_names: Vec<(String, u32)> = Vec::new();
         let conn = self.conn.as_mut().expect("opened above");
         let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+        // The two statements every event runs, prepared once per group.
+        let mut insert_hash =
+            tx.prepare_cached("INSERT INTO dedup_log (hash, seen_at) VALUES (?1, ?2)")?;
+        let mut insert_tail = tx.prepare_cached(
+            "INSERT INTO tail (seq, person, ts, name, kind, body) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+        )?;
         let mut outcomes = Vec::new();
         for cmd in group {
             match cmd {
@@ -307,8 +313,7 @@ impl Writer {
                             continue;
                         }
                         self.pending.push(hash);
-                        tx.prepare_cached("INSERT INTO dedup_log (hash, seen_at) VALUES (?1, ?2)")?
-                            .execute(params![&msg.hash[..], now])?;
+                        insert_hash.execute(params![&msg.hash[..], now])?;
                         let (person, warnings) = identity::resolve(&mut self.resolver, &tx, msg)?;
                         for w in warnings {
                             record(
@@ -338,10 +343,7 @@ impl Writer {
                                 }
                             },
                         };
-                        tx.prepare_cached(
-                            "INSERT INTO tail (seq, person, ts, name, kind, body) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
-                        )?
-                        .execute(params![
+                        insert_tail.execute(params![
                             next_seq as i64,
                             person.0 as i64,
                             msg.ts,
@@ -373,6 +375,7 @@ impl Writer {
                 Command::Barrier { .. } => {}
             }
         }
+        drop((insert_hash, insert_tail));
         if next_seq != self.next_seq {
             db::meta_set(&tx, "last_seq", (next_seq - 1) as i64)?;
         }
