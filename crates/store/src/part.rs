@@ -35,7 +35,8 @@ const TRAILER_LEN: usize = 24;
 pub const PART_FORMAT: u32 = 1;
 /// Rows per compressed body block.
 pub const DEFAULT_BLOCK_ROWS: u32 = 2048;
-const ZSTD_LEVEL: i32 = 3;
+/// Level 1: on event JSON in 1 MB blocks it is both faster and (measured) no larger than 3.
+const ZSTD_LEVEL: i32 = 1;
 
 /// What a part holds, as recorded in its footer and in the manifest.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
