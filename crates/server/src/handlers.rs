@@ -232,7 +232,7 @@ fn check_admin(state: &AppState, headers: &HeaderMap, peer: SocketAddr) -> Resul
                 .get(header::AUTHORIZATION)
                 .and_then(|v| v.to_str().ok())
                 .and_then(|v| v.strip_prefix("Bearer "));
-            if sent.map(str::trim) == Some(token.as_str()) {
+            if sent.is_some_and(|s| constant_time_eq(s.trim().as_bytes(), token.as_bytes())) {
                 Ok(())
             } else {
                 Err(ApiError::unauthorized(
@@ -247,6 +247,11 @@ fn check_admin(state: &AppState, headers: &HeaderMap, peer: SocketAddr) -> Resul
             "no admin token is configured; the admin API answers loopback clients only",
         )),
     }
+}
+
+/// Compares two secrets in time that depends only on their lengths.
+fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
+    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
 }
 
 #[derive(Deserialize)]

@@ -33,7 +33,7 @@ impl Default for StoreConfig {
             dedup_window_ms: 7 * 24 * 3_600_000,
             seal_rows: 200_000,
             seal_interval_ms: 30_000,
-            max_seal_rows: 500_000,
+            max_seal_rows: 200_000,
             compact_fanin: 4,
             max_part_rows: 8_000_000,
             maintenance_interval_ms: 1_000,

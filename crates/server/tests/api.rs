@@ -1,0 +1,222 @@
+//! The HTTP contract, driven through the router in-process: status codes, error bodies,
+//! admin-token checks. (The black-box tests in `tests/e2e` drive the real binary.)
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use axum::body::Body;
+use axum::extract::ConnectInfo;
+use axum::http::{Request, StatusCode};
+use http_body_util::BodyExt;
+use lodestar_core::{FixedClock, Timestamp};
+use lodestar_server::{AppState, ServerConfig, router};
+use lodestar_store::{Store, StoreConfig};
+use serde_json::{Value, json};
+use tower::ServiceExt;
+
+fn app(dir: &std::path::Path, admin_token: Option<&str>) -> axum::Router {
+    let clock = Arc::new(FixedClock::new(Timestamp(1_764_000_000_000)));
+    let store = Store::open(
+        StoreConfig {
+            data_dir: dir.to_path_buf(),
+            maintenance_interval_ms: 0,
+            ..StoreConfig::default()
+        },
+        clock.clone(),
+    )
+    .unwrap();
+    let config = ServerConfig {
+        admin_token: admin_token.map(str::to_string),
+        ..ServerConfig::default()
+    };
+    router(AppState::new(store, clock, &config))
+}
+
+async fn call(app: &axum::Router, req: Request<Body>, peer: &str) -> (StatusCode, Value) {
+    let mut req = req;
+    req.extensions_mut()
+        .insert(ConnectInfo(peer.parse::<SocketAddr>().unwrap()));
+    let res = app.clone().oneshot(req).await.unwrap();
+    let status = res.status();
+    let bytes = res.into_body().collect().await.unwrap().to_bytes();
+    (
+        status,
+        serde_json::from_slice(&bytes).unwrap_or(Value::Null),
+    )
+}
+
+fn post(path: &str, auth: Option<&str>, body: impl Into<Body>) -> Request<Body> {
+    let mut b = Request::post(path).header("content-type", "application/json");
+    if let Some(a) = auth {
+        b = b.header("authorization", a);
+    }
+    b.body(body.into()).unwrap()
+}
+
+fn basic(key: &str) -> String {
+    // base64 of "key:" without a crate: the alphabet by hand.
+    const A: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    let input = format!("{key}:").into_bytes();
+    let mut out = String::new();
+    for chunk in input.chunks(3) {
+        let n = chunk
+            .iter()
+            .enumerate()
+            .fold(0u32, |acc, (i, &b)| acc | (b as u32) << (16 - 8 * i));
+        for i in 0..4 {
+            if i <= chunk.len() {
+                out.push(A[((n >> (18 - 6 * i)) & 63) as usize] as char);
+            } else {
+                out.push('=');
+            }
+        }
+    }
+    format!("Basic {out}")
+}
+
+#[tokio::test]
+async fn admin_token_guards_project_creation_and_ingestion_answers_200() {
+    let dir = tempfile::tempdir().unwrap();
+    let app = app(dir.path(), Some("s3cret"));
+    let body = json!({"name": "shop"}).to_string();
+    let (status, err) = call(
+        &app,
+        post("/api/admin/projects", Some("Bearer wrong"), body.clone()),
+        "127.0.0.1:1",
+    )
+    .await;
+    assert_eq!(
+        (status, err["code"].as_str()),
+        (StatusCode::UNAUTHORIZED, Some("unauthorized"))
+    );
+    let (status, _) = call(
+        &app,
+        post("/api/admin/projects", None, body.clone()),
+        "127.0.0.1:1",
+    )
+    .await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED);
+    let (status, created) = call(
+        &app,
+        post("/api/admin/projects", Some("Bearer s3cret"), body),
+        "10.1.2.3:9",
+    )
+    .await;
+    assert_eq!(status, StatusCode::CREATED);
+    let key = created["write_key"].as_str().unwrap().to_string();
+
+    let batch = json!({"batch": [
+        {"type": "track", "userId": "u1", "event": "Order Completed", "messageId": "m1"},
+        {"type": "track", "event": "No Id", "messageId": "m2"}
+    ]});
+    let (status, ok) = call(
+        &app,
+        post("/v1/batch", Some(&basic(&key)), batch.to_string()),
+        "127.0.0.1:1",
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{ok}");
+    assert_eq!(
+        (ok["stored"].as_u64(), ok["rejected"].as_u64()),
+        (Some(1), Some(1))
+    );
+
+    // The quarantined item is listed with its reason and place.
+    let req = Request::get("/api/projects/shop/warnings")
+        .header("authorization", "Bearer s3cret")
+        .body(Body::empty())
+        .unwrap();
+    let (status, w) = call(&app, req, "127.0.0.1:1").await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(w["warnings"][0]["code"], "missing_id");
+    assert_eq!(w["warnings"][0]["field"], "batch[1].userId");
+}
+
+#[tokio::test]
+async fn errors_carry_status_code_and_field() {
+    let dir = tempfile::tempdir().unwrap();
+    let app = app(dir.path(), None);
+    // Without an admin token, loopback may administer and others may not.
+    let (status, _) = call(
+        &app,
+        post("/api/admin/projects", None, r#"{"name":"x"}"#),
+        "192.0.2.1:5",
+    )
+    .await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED);
+    let (status, created) = call(
+        &app,
+        post("/api/admin/projects", None, r#"{"name":"x"}"#),
+        "127.0.0.1:5",
+    )
+    .await;
+    assert_eq!(status, StatusCode::CREATED);
+    let key = created["write_key"].as_str().unwrap().to_string();
+
+    let (status, e) = call(
+        &app,
+        post("/v1/track", Some(&basic(&key)), "{not json"),
+        "127.0.0.1:1",
+    )
+    .await;
+    assert_eq!(
+        (status, e["code"].as_str()),
+        (StatusCode::BAD_REQUEST, Some("invalid_json"))
+    );
+    let (status, e) = call(
+        &app,
+        post("/v1/track", Some(&basic("lsk_nope")), "{}"),
+        "127.0.0.1:1",
+    )
+    .await;
+    assert_eq!(
+        (status, e["code"].as_str()),
+        (StatusCode::UNAUTHORIZED, Some("invalid_write_key"))
+    );
+    let (status, e) = call(
+        &app,
+        post("/v1/track", None, r#"{"userId":"u","event":"e"}"#),
+        "127.0.0.1:1",
+    )
+    .await;
+    assert_eq!(
+        (status, e["code"].as_str()),
+        (StatusCode::UNAUTHORIZED, Some("missing_write_key"))
+    );
+    let big = json!({"userId": "u", "event": "e", "properties": {"blob": "x".repeat(40_000)}})
+        .to_string();
+    let (status, e) = call(
+        &app,
+        post("/v1/track", Some(&basic(&key)), big),
+        "127.0.0.1:1",
+    )
+    .await;
+    assert_eq!(
+        (status, e["code"].as_str()),
+        (StatusCode::PAYLOAD_TOO_LARGE, Some("event_too_large"))
+    );
+    let (status, e) = call(
+        &app,
+        post("/v1/track", Some(&basic(&key)), r#"{"event":"e"}"#),
+        "127.0.0.1:1",
+    )
+    .await;
+    assert_eq!(
+        (status, e["code"].as_str()),
+        (StatusCode::BAD_REQUEST, Some("missing_id"))
+    );
+    let (status, e) = call(
+        &app,
+        post("/v1/nonsense", Some(&basic(&key)), "{}"),
+        "127.0.0.1:1",
+    )
+    .await;
+    assert_eq!(
+        (status, e["code"].as_str()),
+        (StatusCode::NOT_FOUND, Some("unknown_route"))
+    );
+    // writeKey in the body works too.
+    let body = json!({"writeKey": key, "userId": "u", "event": "e"}).to_string();
+    let (status, _) = call(&app, post("/v1/track", None, body), "127.0.0.1:1").await;
+    assert_eq!(status, StatusCode::OK);
+}
