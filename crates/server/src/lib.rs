@@ -39,6 +39,9 @@ pub struct ServerConfig {
     pub max_future_ms: i64,
     /// Most ingestion requests processed at once; more wait.
     pub max_in_flight: usize,
+    /// HTTP worker threads. Default: one less than the cores (at least one), so each
+    /// project's writer thread keeps a core to itself under load.
+    pub worker_threads: Option<usize>,
 }
 
 impl Default for ServerConfig {
@@ -51,11 +54,20 @@ impl Default for ServerConfig {
             max_request_bytes: limits.max_request_bytes,
             max_future_ms: limits.max_future_ms,
             max_in_flight: 512,
+            worker_threads: None,
         }
     }
 }
 
 impl ServerConfig {
+    /// The number of HTTP worker threads to run.
+    pub fn worker_threads(&self) -> usize {
+        self.worker_threads.unwrap_or_else(|| {
+            let cores = std::thread::available_parallelism().map_or(2, |n| n.get());
+            cores.saturating_sub(1).max(1)
+        })
+    }
+
     /// The decoder limits these settings describe.
     pub fn limits(&self) -> Limits {
         Limits {
