@@ -62,8 +62,6 @@ pub fn open_rw(path: &Path) -> Result<Connection> {
     let conn = Connection::open(path)?;
     // Must precede the first table: lets the writer hand freed tail pages back to the disk.
     conn.pragma_update(None, "auto_vacuum", "INCREMENTAL")?;
-    // Larger pages: fewer WAL frames (one write call each) per commit of event bodies.
-    conn.pragma_update(None, "page_size", 16_384)?;
     conn.pragma_update(None, "journal_mode", "WAL")?;
     conn.pragma_update(None, "journal_size_limit", 64 * 1024 * 1024)?;
     conn.pragma_update(None, "synchronous", "FULL")?;
@@ -72,7 +70,7 @@ pub fn open_rw(path: &Path) -> Result<Connection> {
     conn.pragma_update(None, "temp_store", "MEMORY")?;
     // The maintenance thread checkpoints (PASSIVE) every tick, off the write path; this is
     // only the safety net when it cannot keep up (or is off).
-    conn.pragma_update(None, "wal_autocheckpoint", 12_500)?;
+    conn.pragma_update(None, "wal_autocheckpoint", 50_000)?;
     conn.busy_timeout(std::time::Duration::from_secs(30))?;
     let version: i64 = conn.pragma_query_value(None, "user_version", |r| r.get(0))?;
     if version == 0 {

@@ -94,8 +94,10 @@ pub(crate) enum Command {
     Barrier { reply: oneshot::Sender<Result<()>> },
 }
 
-/// Most sealed tail rows deleted by one transaction.
+/// Most sealed tail rows deleted by one transaction that also holds appends …
 const TRUNCATE_SLICE: u64 = 20_000;
+/// … and by one that holds none (the writer is idle).
+const IDLE_TRUNCATE_SLICE: u64 = 1_000_000;
 
 /// Most messages applied in one transaction.
 const MAX_GROUP_MESSAGES: usize = 50_000;
@@ -380,7 +382,14 @@ impl Writer {
             db::meta_set(&tx, "last_seq", (next_seq - 1) as i64)?;
         }
         let truncating = self.truncated_to < self.truncate_target;
-        let truncate_to = self.truncate_target.min(self.truncated_to + TRUNCATE_SLICE);
+        // Appends waiting: delete a small slice so they are not held up. Idle: a large one.
+        let idle = !group.iter().any(|c| matches!(c, Command::Append { .. }));
+        let slice = if idle {
+            IDLE_TRUNCATE_SLICE
+        } else {
+            TRUNCATE_SLICE
+        };
+        let truncate_to = self.truncate_target.min(self.truncated_to + slice);
         if truncating {
             tx.prepare_cached("DELETE FROM tail WHERE seq <= ?1")?
                 .execute(params![truncate_to as i64])?;
@@ -388,9 +397,17 @@ impl Writer {
         tx.commit()?;
         if truncating {
             self.truncated_to = truncate_to;
-            // Return the pages of sealed rows to the file system (bounded work per group).
+        }
+        if truncating || idle {
+            // Return the pages of sealed rows to the file system (bounded work per group;
+            // more when no append is waiting).
             // A failure here loses nothing: the group is committed.
-            if let Err(e) = conn.execute_batch("PRAGMA incremental_vacuum(4000)") {
+            let vacuum = if idle {
+                "PRAGMA incremental_vacuum(100000)"
+            } else {
+                "PRAGMA incremental_vacuum(4000)"
+            };
+            if let Err(e) = incremental_vacuum(conn, vacuum) {
                 tracing::warn!(error = %e, "incremental vacuum failed");
             }
         }
@@ -398,6 +415,15 @@ impl Writer {
         self.names.extend(new_names);
         Ok(outcomes)
     }
+}
+
+/// Runs an `incremental_vacuum` pragma to completion: it frees one page per step, so a
+/// single step (as `execute_batch` does) would free just one.
+fn incremental_vacuum(conn: &Connection, pragma: &str) -> rusqlite::Result<()> {
+    let mut stmt = conn.prepare(pragma)?;
+    let mut rows = stmt.query([])?;
+    while rows.next()?.is_some() {}
+    Ok(())
 }
 
 fn group_size(cmd: &Command) -> usize {
