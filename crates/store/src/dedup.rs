@@ -60,6 +60,7 @@ impl std::fmt::Debug for PassThrough {
 
 impl DedupIndex {
     /// Builds the index from persisted entries.
+    #[cfg(test)]
     pub(crate) fn from_entries(entries: impl IntoIterator<Item = (u128, i64)>) -> DedupIndex {
         let mut hashes = Vec::new();
         let mut newest = i64::MIN;
@@ -67,6 +68,11 @@ impl DedupIndex {
             hashes.push(h);
             newest = newest.max(at);
         }
+        DedupIndex::from_hashes(hashes, newest)
+    }
+
+    /// Builds the index from persisted hashes, the newest of which was seen at `newest`.
+    pub(crate) fn from_hashes(mut hashes: Vec<u128>, newest: i64) -> DedupIndex {
         hashes.sort_unstable();
         hashes.dedup();
         let mut index = DedupIndex::default();

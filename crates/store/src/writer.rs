@@ -196,14 +196,19 @@ impl Writer {
         {
             let mut stmt =
                 conn.prepare("SELECT hash, seen_at FROM dedup_log WHERE seen_at >= ?1")?;
-            let rows = stmt.query_map(params![cutoff], |r| {
-                let bytes: Vec<u8> = r.get(0)?;
+            let mut rows = stmt.query(params![cutoff])?;
+            // Streamed straight into the index's 16-byte entries (no intermediate tuples):
+            // this is the largest allocation of a start-up.
+            let (mut hashes, mut newest) = (Vec::new(), i64::MIN);
+            while let Some(r) = rows.next()? {
+                let bytes = r.get_ref(0)?.as_blob().map_err(rusqlite::Error::from)?;
                 let mut h = [0u8; 16];
-                h.copy_from_slice(&bytes[..16.min(bytes.len())]);
-                Ok((u128::from_le_bytes(h), r.get::<_, i64>(1)?))
-            })?;
-            self.dedup =
-                DedupIndex::from_entries(rows.collect::<std::result::Result<Vec<_>, _>>()?);
+                let n = bytes.len().min(16);
+                h[..n].copy_from_slice(&bytes[..n]);
+                hashes.push(u128::from_le_bytes(h));
+                newest = newest.max(r.get::<_, i64>(1)?);
+            }
+            self.dedup = DedupIndex::from_hashes(hashes, newest);
         }
         self.conn = Some(conn);
         Ok(())
