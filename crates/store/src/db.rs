@@ -109,3 +109,14 @@ pub fn meta_set(conn: &Connection, key: &str, value: i64) -> Result<()> {
     .execute(params![key, value])?;
     Ok(())
 }
+
+/// Every merged person and the person it was merged into (`persons.merged_into`, which always
+/// names the final person).
+pub fn merged_persons<M: FromIterator<(u64, u64)>>(conn: &Connection) -> Result<M> {
+    let mut stmt =
+        conn.prepare("SELECT id, merged_into FROM persons WHERE merged_into IS NOT NULL")?;
+    let rows = stmt.query_map([], |r| {
+        Ok((r.get::<_, i64>(0)? as u64, r.get::<_, i64>(1)? as u64))
+    })?;
+    Ok(rows.collect::<std::result::Result<M, _>>()?)
+}

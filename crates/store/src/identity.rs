@@ -105,14 +105,8 @@ impl std::hash::BuildHasher for Hasher {
 impl Resolver {
     /// Loads the merge map (complete, always) from the database.
     pub(crate) fn load(conn: &rusqlite::Connection) -> Result<Resolver> {
-        let mut stmt =
-            conn.prepare("SELECT id, merged_into FROM persons WHERE merged_into IS NOT NULL")?;
-        let rows = stmt.query_map([], |r| {
-            Ok((r.get::<_, i64>(0)? as u64, r.get::<_, i64>(1)? as u64))
-        })?;
-        let merged = rows.collect::<std::result::Result<_, _>>()?;
         Ok(Resolver {
-            merged,
+            merged: crate::db::merged_persons(conn)?,
             ..Resolver::default()
         })
     }

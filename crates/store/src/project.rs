@@ -468,12 +468,7 @@ impl Project {
 }
 
 fn load_canonical(conn: &Connection) -> Result<HashMap<u64, u64>> {
-    let mut stmt =
-        conn.prepare("SELECT id, merged_into FROM persons WHERE merged_into IS NOT NULL")?;
-    let rows = stmt.query_map([], |r| {
-        Ok((r.get::<_, i64>(0)? as u64, r.get::<_, i64>(1)? as u64))
-    })?;
-    Ok(rows.collect::<std::result::Result<_, _>>()?)
+    db::merged_persons(conn)
 }
 
 /// Reads tail rows with `seq > after`, in seq order (the first `limit` of them when given),

@@ -407,12 +407,8 @@ impl Writer {
             // Return the pages of sealed rows to the file system (bounded work per group;
             // more when no append is waiting).
             // A failure here loses nothing: the group is committed.
-            let vacuum = if idle {
-                "PRAGMA incremental_vacuum(100000)"
-            } else {
-                "PRAGMA incremental_vacuum(4000)"
-            };
-            if let Err(e) = incremental_vacuum(conn, vacuum) {
+            let pages = if idle { 100_000 } else { 4_000 };
+            if let Err(e) = incremental_vacuum(conn, pages) {
                 tracing::warn!(error = %e, "incremental vacuum failed");
             }
         }
@@ -422,10 +418,10 @@ impl Writer {
     }
 }
 
-/// Runs an `incremental_vacuum` pragma to completion: it frees one page per step, so a
-/// single step (as `execute_batch` does) would free just one.
-fn incremental_vacuum(conn: &Connection, pragma: &str) -> rusqlite::Result<()> {
-    let mut stmt = conn.prepare(pragma)?;
+/// Returns up to `pages` free pages to the file system. The pragma frees one page per step,
+/// so it is stepped to completion (`execute_batch` steps once and would free just one).
+fn incremental_vacuum(conn: &Connection, pages: u32) -> rusqlite::Result<()> {
+    let mut stmt = conn.prepare(&format!("PRAGMA incremental_vacuum({pages})"))?;
     let mut rows = stmt.query([])?;
     while rows.next()?.is_some() {}
     Ok(())
