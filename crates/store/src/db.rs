@@ -1,29 +1,21 @@
-//! The per-project SQLite database: the durable write buffer (the *tail*), the dedup
-//! window, persons and identities, event names, and ingestion warnings.
+//! The per-project SQLite database: persons and identities, event names, groups, and
+//! ingestion warnings. (Events live in the tail log and in parts; version 1 of this schema
+//! also held them, see `migrate`.)
 //!
 //! Opened in WAL mode with `synchronous = FULL`: a transaction is durable once `COMMIT`
 //! returns.
 
 use std::path::Path;
 
-use rusqlite::{Connection, OpenFlags, params};
+use rusqlite::{Connection, OpenFlags};
 
 use crate::error::Result;
 
 /// The schema version this code writes; `PRAGMA user_version` holds the stored one.
-pub const SCHEMA_VERSION: i64 = 1;
+pub const SCHEMA_VERSION: i64 = 2;
 
 const SCHEMA: &str = r#"
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value INTEGER NOT NULL);
-CREATE TABLE IF NOT EXISTS tail (
-    seq INTEGER PRIMARY KEY,
-    person INTEGER NOT NULL,
-    ts INTEGER NOT NULL,
-    name INTEGER NOT NULL,
-    kind INTEGER NOT NULL,
-    body BLOB NOT NULL
-);
-CREATE TABLE IF NOT EXISTS dedup_log (seq INTEGER PRIMARY KEY, hash BLOB NOT NULL, seen_at INTEGER NOT NULL);
 CREATE TABLE IF NOT EXISTS names (id INTEGER PRIMARY KEY, name TEXT NOT NULL UNIQUE);
 CREATE TABLE IF NOT EXISTS persons (
     id INTEGER PRIMARY KEY,
@@ -60,7 +52,7 @@ CREATE TABLE IF NOT EXISTS warnings (
 /// Opens (creating if needed) the project database for writing.
 pub fn open_rw(path: &Path) -> Result<Connection> {
     let conn = Connection::open(path)?;
-    // Must precede the first table: lets the writer hand freed tail pages back to the disk.
+    // Must precede the first table: lets freed pages go back to the disk.
     conn.pragma_update(None, "auto_vacuum", "INCREMENTAL")?;
     conn.pragma_update(None, "journal_mode", "WAL")?;
     conn.pragma_update(None, "journal_size_limit", 64 * 1024 * 1024)?;
@@ -76,8 +68,20 @@ pub fn open_rw(path: &Path) -> Result<Connection> {
     if version == 0 {
         conn.execute_batch(SCHEMA)?;
         conn.pragma_update(None, "user_version", SCHEMA_VERSION)?;
+    } else if version > SCHEMA_VERSION {
+        return Err(crate::StoreError::corrupt(
+            path,
+            format!(
+                "database schema version {version} is newer than this build's ({SCHEMA_VERSION})"
+            ),
+        ));
     }
     Ok(conn)
+}
+
+/// The stored schema version (1 is migrated on open; see `migrate`).
+pub fn version(conn: &Connection) -> Result<i64> {
+    Ok(conn.pragma_query_value(None, "user_version", |r| r.get(0))?)
 }
 
 /// Opens the project database for reading (sealing, exports, lookups). Readers never block
@@ -89,25 +93,6 @@ pub fn open_ro(path: &Path) -> Result<Connection> {
     )?;
     conn.busy_timeout(std::time::Duration::from_secs(30))?;
     Ok(conn)
-}
-
-/// Reads an integer from the `meta` table.
-pub fn meta_get(conn: &Connection, key: &str) -> Result<Option<i64>> {
-    use rusqlite::OptionalExtension;
-    Ok(conn
-        .query_row("SELECT value FROM meta WHERE key = ?1", params![key], |r| {
-            r.get(0)
-        })
-        .optional()?)
-}
-
-/// Writes an integer to the `meta` table.
-pub fn meta_set(conn: &Connection, key: &str, value: i64) -> Result<()> {
-    conn.prepare_cached(
-        "INSERT INTO meta (key, value) VALUES (?1, ?2) ON CONFLICT (key) DO UPDATE SET value = ?2",
-    )?
-    .execute(params![key, value])?;
-    Ok(())
 }
 
 /// Every merged person and the person it was merged into (`persons.merged_into`, which always

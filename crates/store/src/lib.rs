@@ -1,9 +1,9 @@
 //! The embedded event and profile store.
 //!
-//! Every project has a folder with an SQLite database (the durable write buffer, called the
-//! *tail*, plus persons, identities, the dedup window and ingestion warnings) and a set of
-//! immutable columnar *parts* sorted by (person, time), listed in an atomically replaced
-//! manifest. Appends are durable when acknowledged; a background thread seals the tail into
+//! Every project has a folder with an append-only log of recent events (the *tail*), an
+//! SQLite database (persons, identities, event names, ingestion warnings), sorted dedup
+//! files, and a set of immutable columnar *parts* sorted by (person, time), listed in an
+//! atomically replaced manifest. Appends are durable when acknowledged; a background thread seals the tail into
 //! parts and merges parts; readers take a [`Snapshot`] of parts plus tail. See
 //! `ARCHITECTURE.md` for the invariants.
 //!
@@ -19,9 +19,11 @@ mod error;
 mod identity;
 mod manifest;
 mod metrics;
+mod migrate;
 pub mod part;
 mod project;
 mod read;
+mod tail;
 mod writer;
 
 use std::collections::HashMap;
@@ -216,14 +218,14 @@ impl Store {
     /// Seals every unsealed row of a project now. Returns rows sealed.
     pub fn seal_now(&self, project: ProjectId) -> Result<usize> {
         let p = self.handle(project)?;
-        p.barrier()?;
+        p.roll()?;
         let mut total = 0;
         loop {
             let n = p.seal_once()?;
-            total += n;
-            if n < self.config.max_seal_rows {
+            if n == 0 {
                 return Ok(total);
             }
+            total += n;
         }
     }
 
@@ -274,7 +276,6 @@ fn maintenance_loop(
     stop: Arc<std::sync::atomic::AtomicBool>,
     interval: std::time::Duration,
 ) {
-    let mut last_seal: HashMap<ProjectId, Timestamp> = HashMap::new();
     while !stop.load(std::sync::atomic::Ordering::SeqCst) {
         std::thread::sleep(interval);
         let Some(store) = store.upgrade() else { return };
@@ -286,10 +287,7 @@ fn maintenance_loop(
             .cloned()
             .collect();
         for p in projects {
-            let last = last_seal
-                .entry(p.info.id)
-                .or_insert_with(|| store.clock.now());
-            if let Err(e) = p.maintain(last) {
+            if let Err(e) = p.maintain() {
                 tracing::warn!(project = %p.info.name, error = %e, "maintenance failed; will retry");
             }
         }

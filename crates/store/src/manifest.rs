@@ -46,8 +46,8 @@ pub fn part_file_name(id: u64) -> String {
 pub struct Manifest {
     /// Format version.
     pub format: u32,
-    /// Every tail row with `seq <= sealed_seq` is in exactly one live part; the tail rows at
-    /// or below it are leftovers to delete.
+    /// Every event with `seq <= sealed_seq` is in exactly one live part; tail segments wholly
+    /// at or below it are leftovers to delete.
     pub sealed_seq: u64,
     /// The next part id to hand out.
     pub next_part_id: u64,

@@ -1,21 +1,21 @@
 //! One project's store: its writer thread, its live parts, sealing and compaction.
 //!
-//! Sealing moves the oldest tail rows into a new part:
-//! 1. read tail rows with `seq > sealed_seq` in seq order (a committed prefix);
+//! Sealing moves the oldest closed tail segments into a new part:
+//! 1. read their records (all with `seq > sealed_seq`), in seq order;
 //! 2. write them, sorted by (canonical person, ts, seq), to a part file; fsync; rename;
-//!    fsync the parts folder;
+//!    fsync the parts folder; write their dedup entries to a dedup file the same way;
 //! 3. write the manifest naming the part, with `sealed_seq` = the last seq taken (atomic);
-//! 4. ask the writer to delete the tail rows `<= sealed_seq`.
+//! 4. delete the sealed segments.
 //!
-//! A crash after 2 leaves an orphan part (deleted on open); after 3, tail rows that are
-//! also in a part, which readers ignore (`seq <= sealed_seq`) and the next open deletes.
-//! Compaction merges parts into one and swaps them in the manifest the same way; the
-//! inputs are deleted only after the new manifest is durable.
+//! A crash after 2 leaves an orphan part and dedup file (both deleted on open: the
+//! segments still hold the rows); after 3, segments wholly `<= sealed_seq`, which readers
+//! skip and the next open deletes. Compaction merges parts into one and swaps them in the
+//! manifest the same way; the inputs are deleted only after the new manifest is durable.
 
 use std::cmp::Reverse;
 use std::collections::{BinaryHeap, HashMap, HashSet};
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex, RwLock};
 
 use rusqlite::{Connection, params};
@@ -26,11 +26,13 @@ use lodestar_core::{Clock, JsonMap, PersonId, Timestamp};
 use crate::catalog::ProjectInfo;
 use crate::config::StoreConfig;
 use crate::db;
+use crate::dedup::{self, DedupIndex, files::DedupFile};
 use crate::error::{Result, StoreError};
 use crate::manifest::{Manifest, PartEntry, part_file_name, parts_dir, sync_dir};
 use crate::metrics::StoreMetrics;
 use crate::part::{Part, PartRow, PartWriter};
 use crate::read::{Snapshot, TailRows};
+use crate::tail::{self, Appender, Tail};
 use crate::writer::{AppendBatch, AppendOutcome, Command, PreparedBatch, Writer};
 
 /// A person's profile as stored.
@@ -100,8 +102,10 @@ pub(crate) struct Project {
     db_path: PathBuf,
     tx: mpsc::UnboundedSender<Command>,
     live: RwLock<Arc<Live>>,
+    tail: Arc<Tail>,
+    /// Live dedup files; changed only under the `maintenance` lock.
+    dedup_files: Mutex<Vec<DedupFile>>,
     maintenance: Mutex<()>,
-    sealed_floor: Arc<AtomicU64>,
     config: StoreConfig,
     clock: Arc<dyn Clock>,
     metrics: Arc<StoreMetrics>,
@@ -125,33 +129,44 @@ impl Project {
             )?));
         }
         let db_path = dir.join("events.db");
-        let sealed_floor = Arc::new(AtomicU64::new(manifest.sealed_seq));
+        {
+            let conn = db::open_rw(&db_path)?;
+            if db::version(&conn)? == 1 {
+                crate::migrate::from_v1(&conn, &dir, manifest.sealed_seq, clock.now().millis())?;
+            }
+        }
+        let (tail, recovered) = Tail::open(tail::dir(&dir), manifest.sealed_seq)?;
+        let dedup_files = dedup::files::open(&dedup::files::dir(&dir), manifest.sealed_seq)?;
+        let runs = dedup_files
+            .iter()
+            .map(|f| dedup::files::read(&f.path))
+            .collect::<Result<Vec<_>>>()?;
+        let mut index = DedupIndex::from_parts(runs, recovered.entries);
+        let window = config.dedup_window_ms as i64;
+        index.expire(clock.now().millis() - window, dedup::slack(window));
         let writer = Writer::new(
             db_path.clone(),
-            config.dedup_window_ms as i64,
+            Appender::new(tail.clone()),
+            recovered.last_seq.max(manifest.sealed_seq) + 1,
+            index,
+            config.seal_rows,
             clock.clone(),
             metrics.clone(),
-            sealed_floor.clone(),
         )?;
         let (tx, rx) = mpsc::unbounded_channel();
         std::thread::Builder::new()
             .name(format!("writer-{}", info.name))
             .spawn(move || writer.run(rx))
             .map_err(|e| StoreError::io(&db_path, e))?;
-        // Tail rows already sealed before a crash are leftovers.
-        if manifest.sealed_seq > 0 {
-            let _ = tx.send(Command::TruncateTail {
-                upto: manifest.sealed_seq,
-            });
-        }
         Ok(Project {
             info,
             dir,
             db_path,
             tx,
             live: RwLock::new(Arc::new(Live { manifest, parts })),
+            tail,
+            dedup_files: Mutex::new(dedup_files),
             maintenance: Mutex::new(()),
-            sealed_floor,
             config,
             clock,
             metrics,
@@ -165,6 +180,16 @@ impl Project {
             .send(Command::Append { batch, reply })
             .map_err(|_| StoreError::ShuttingDown)?;
         Ok(AppendTicket(rx))
+    }
+
+    /// Waits until everything appended before is committed, and closes the open tail
+    /// segment so that sealing can take all of it.
+    pub(crate) fn roll(&self) -> Result<()> {
+        let (reply, rx) = oneshot::channel();
+        self.tx
+            .send(Command::Roll { reply: Some(reply) })
+            .map_err(|_| StoreError::ShuttingDown)?;
+        rx.blocking_recv().unwrap_or(Err(StoreError::ShuttingDown))
     }
 
     /// Waits until everything appended before is committed.
@@ -186,13 +211,20 @@ impl Project {
 
     pub(crate) fn snapshot(&self) -> Result<Snapshot> {
         let mut conn = self.reader()?;
-        let live = self.live.read().expect("live lock");
-        // Read the tail while holding the lock: sealing cannot swap the manifest (and so
-        // cannot truncate the tail) until we are done, so no row is missed or doubled.
         let tx = conn.transaction()?;
         let canonical = load_canonical(&tx)?;
         let names = load_names(&tx)?;
-        let mut tail = read_tail(&tx, live.manifest.sealed_seq, None, &canonical)?;
+        drop(tx);
+        let live = self.live.read().expect("live lock");
+        // Read the tail while holding the lock: sealing cannot swap the manifest (and so
+        // cannot delete segments) until we are done, so no row is missed or doubled.
+        let mut tail = TailRows::default();
+        tail::read(
+            &self.tail.segments(),
+            live.manifest.sealed_seq,
+            &canonical,
+            &mut tail,
+        )?;
         let parts = live.parts.clone();
         drop(live);
         tail.sort();
@@ -204,24 +236,35 @@ impl Project {
         })
     }
 
-    /// Seals up to `max_seal_rows` tail rows into a new part. Returns rows sealed.
+    /// Seals the oldest closed tail segments (about `max_seal_rows` rows, at least one
+    /// segment) into a new part. Returns rows sealed.
     pub(crate) fn seal_once(&self) -> Result<usize> {
         let _guard = self.maintenance.lock().expect("maintenance lock");
         let mut manifest = self.manifest();
-        let mut conn = self.reader()?;
-        let tx = conn.transaction()?;
-        let canonical = load_canonical(&tx)?;
-        let mut tail = read_tail(
-            &tx,
-            manifest.sealed_seq,
-            Some(self.config.max_seal_rows),
-            &canonical,
-        )?;
-        drop(tx);
+        let mut chosen = Vec::new();
+        let mut rows = 0u64;
+        for seg in self.tail.segments() {
+            if !seg.closed || (rows > 0 && rows + seg.rows > self.config.max_seal_rows as u64) {
+                break;
+            }
+            rows += seg.rows;
+            chosen.push(seg);
+        }
+        let Some(last) = chosen.last() else {
+            return Ok(0);
+        };
+        let (first_seq, last_seq) = (chosen[0].first_seq, last.last_seq);
+        let canonical = {
+            let mut conn = self.reader()?;
+            let tx = conn.transaction()?;
+            load_canonical(&tx)?
+        };
+        let mut tail = TailRows::default();
+        tail::read(&chosen, manifest.sealed_seq, &canonical, &mut tail)?;
         if tail.is_empty() {
             return Ok(0);
         }
-        let last_seq = *tail.seqs.iter().max().expect("not empty");
+        let mut entries = std::mem::take(&mut tail.entries);
         tail.sort();
         let id = manifest.next_part_id;
         let path = parts_dir(&self.dir).join(part_file_name(id));
@@ -242,6 +285,9 @@ impl Project {
         }
         let stats = writer.finish()?;
         sync_dir(&parts_dir(&self.dir))?;
+        entries.sort_unstable();
+        let dedup_file =
+            dedup::files::write(&dedup::files::dir(&self.dir), first_seq, last_seq, &entries)?;
         let part = Arc::new(Part::open(&path)?);
         manifest.next_part_id += 1;
         manifest.sealed_seq = last_seq;
@@ -251,9 +297,20 @@ impl Project {
             level: 0,
         });
         self.publish(manifest, vec![part], &[])?;
-        self.sealed_floor.store(last_seq, Ordering::SeqCst);
+        self.tail.retire(last_seq);
         self.metrics.parts_sealed.fetch_add(1, Ordering::Relaxed);
-        let _ = self.tx.send(Command::TruncateTail { upto: last_seq });
+        let mut files = self.dedup_files.lock().expect("dedup files lock");
+        files.push(dedup_file);
+        let window = self.config.dedup_window_ms as i64;
+        if let Err(e) = dedup::files::maintain(
+            &dedup::files::dir(&self.dir),
+            &mut files,
+            self.clock.now().millis() - window,
+            dedup::slack(window),
+        ) {
+            // Nothing is lost: the files are only merged or trimmed later.
+            tracing::warn!(error = %e, "dedup file upkeep failed; will retry");
+        }
         Ok(tail.len())
     }
 
@@ -372,35 +429,29 @@ impl Project {
     }
 
     /// One round of background upkeep: seal what is due, compact, prune the dedup window.
-    pub(crate) fn maintain(&self, last_seal: &mut Timestamp) -> Result<()> {
+    pub(crate) fn maintain(&self) -> Result<()> {
         let now = self.clock.now();
-        let unsealed = self.unsealed_rows()?;
-        let due = unsealed >= self.config.seal_rows as u64
-            || (unsealed > 0
-                && now.millis() - last_seal.millis() >= self.config.seal_interval_ms as i64);
-        if due {
-            while self.seal_once()? == self.config.max_seal_rows {}
-            *last_seal = now;
+        // The writer rolls a segment when it holds `seal_rows`; a quieter project's open
+        // segment is rolled here once it is `seal_interval` old.
+        let open_is_old = self.tail.segments().iter().any(|s| {
+            !s.closed
+                && s.rows > 0
+                && now.millis() - s.opened_at >= self.config.seal_interval_ms as i64
+        });
+        if open_is_old {
+            let _ = self.tx.send(Command::Roll { reply: None });
         }
+        while self.seal_once()? > 0 {}
         while self.compact_once(false)? > 0 {}
         // Copy committed WAL pages into the database file here rather than in the writer.
         let conn = Connection::open(&self.db_path)?;
         conn.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |_| Ok(()))?;
+        let window = self.config.dedup_window_ms as i64;
         let _ = self.tx.send(Command::PruneDedup {
-            before: now.millis() - self.config.dedup_window_ms as i64,
+            before: now.millis() - window,
+            slack: dedup::slack(window),
         });
         Ok(())
-    }
-
-    pub(crate) fn unsealed_rows(&self) -> Result<u64> {
-        let conn = self.reader()?;
-        let sealed = self.live.read().expect("live lock").manifest.sealed_seq;
-        let n: i64 = conn.query_row(
-            "SELECT count(*) FROM tail WHERE seq > ?1",
-            params![sealed as i64],
-            |r| r.get(0),
-        )?;
-        Ok(n as u64)
     }
 
     pub(crate) fn for_each_profile(&self, mut f: impl FnMut(Profile) -> Result<()>) -> Result<()> {
@@ -469,33 +520,6 @@ impl Project {
 
 fn load_canonical(conn: &Connection) -> Result<HashMap<u64, u64>> {
     db::merged_persons(conn)
-}
-
-/// Reads tail rows with `seq > after`, in seq order (the first `limit` of them when given),
-/// resolving persons through `canonical`.
-fn read_tail(
-    conn: &Connection,
-    after: u64,
-    limit: Option<usize>,
-    canonical: &HashMap<u64, u64>,
-) -> Result<TailRows> {
-    let mut tail = TailRows::default();
-    let mut stmt = conn.prepare(
-        "SELECT seq, person, ts, name, kind, body FROM tail WHERE seq > ?1 ORDER BY seq LIMIT ?2",
-    )?;
-    let limit = limit.map_or(-1, |l| l as i64);
-    let mut rows = stmt.query(params![after as i64, limit])?;
-    while let Some(r) = rows.next()? {
-        let person = r.get::<_, i64>(1)? as u64;
-        tail.seqs.push(r.get::<_, i64>(0)? as u64);
-        tail.persons
-            .push(canonical.get(&person).copied().unwrap_or(person));
-        tail.ts.push(r.get(2)?);
-        tail.names.push(r.get::<_, i64>(3)? as u32);
-        tail.kinds.push(r.get::<_, i64>(4)? as u8);
-        tail.bodies.push(r.get(5)?);
-    }
-    Ok(tail)
 }
 
 fn load_names(conn: &Connection) -> Result<Vec<String>> {

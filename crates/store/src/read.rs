@@ -24,6 +24,8 @@ pub struct TailRows {
     pub seqs: Vec<u64>,
     /// Message body (JSON) per row.
     pub bodies: Vec<Vec<u8>>,
+    /// Dedup entry per row (see `dedup::entry`).
+    pub(crate) entries: Vec<u128>,
 }
 
 impl TailRows {
@@ -47,6 +49,9 @@ impl TailRows {
         self.ts = order.iter().map(|&i| self.ts[i]).collect();
         self.names = order.iter().map(|&i| self.names[i]).collect();
         self.kinds = order.iter().map(|&i| self.kinds[i]).collect();
+        if !self.entries.is_empty() {
+            self.entries = order.iter().map(|&i| self.entries[i]).collect();
+        }
         let mut bodies: Vec<Option<Vec<u8>>> = std::mem::take(&mut self.bodies)
             .into_iter()
             .map(Some)

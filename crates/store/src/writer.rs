@@ -1,30 +1,33 @@
-//! The write path: one thread per project owns the SQLite write connection and commits
-//! appends in groups.
+//! The write path: one thread per project owns the SQLite write connection and the tail
+//! log, and commits appends in groups.
 //!
-//! Requests queue on a bounded channel. The thread takes everything queued (up to a cap),
-//! applies it in one transaction and commits; SQLite fsyncs the WAL on `COMMIT`. Only then
-//! is each request answered. So concurrent requests share one fsync (group commit), and a
-//! request is never answered `Ok` before its events are durable.
+//! Requests queue on a channel. The thread takes everything queued (up to a cap), applies
+//! it (dedup, identities, names), commits the SQLite transaction, then appends the group's
+//! events to the tail log with one write and one `fdatasync`. Only then is each request
+//! answered. So concurrent requests share their syncs (group commit), and a request is
+//! never answered `Ok` before its events are durable.
 //!
-//! Invariant: if the transaction or its commit fails (disk full, fsync error), every
-//! request of the group is answered [`StoreError::Unavailable`], the connection is dropped
-//! and reopened before the next group, and in-memory caches are rebuilt from the database.
+//! Invariant: if anything of a group fails (disk full, fsync error), every request of the
+//! group is answered [`StoreError::Unavailable`], the dedup entries it added are forgotten,
+//! the log is cut back to its durable prefix, and the SQLite connection is dropped and
+//! reopened before the next group (its caches rebuilt from the database).
 
 use std::collections::HashMap;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Instant;
 
-use rusqlite::{Connection, OptionalExtension, params};
+use rusqlite::{Connection, params};
 use tokio::sync::{mpsc, oneshot};
 
 use lodestar_core::{Clock, Message};
 
 use crate::db;
-use crate::dedup::DedupIndex;
+use crate::dedup::{self, DedupIndex};
 use crate::error::{Result, StoreError};
 use crate::identity::{self, Prepared, Resolver};
 use crate::metrics::StoreMetrics;
+use crate::tail::{Appender, Record};
 
 /// An item that could not be stored as an event, kept with the reason (the quarantine), or a
 /// warning about an item that was stored.
@@ -86,68 +89,62 @@ pub(crate) enum Command {
         batch: PreparedBatch,
         reply: oneshot::Sender<Result<AppendOutcome>>,
     },
-    /// Delete tail rows already sealed into parts (`seq <= upto`).
-    TruncateTail { upto: u64 },
-    /// Forget dedup entries first seen before `before` (ms).
-    PruneDedup { before: i64 },
+    /// Close the open tail segment (if it holds rows) so sealing can take it.
+    Roll {
+        reply: Option<oneshot::Sender<Result<()>>>,
+    },
+    /// Forget dedup entries first seen before `before` (ms), rewriting in-memory segments
+    /// only when they hold entries more than `slack` (ms) older.
+    PruneDedup { before: i64, slack: i64 },
     /// Answered once every command queued before it is committed.
     Barrier { reply: oneshot::Sender<Result<()>> },
 }
 
-/// Most sealed tail rows deleted by one transaction that also holds appends …
-const TRUNCATE_SLICE: u64 = 20_000;
-/// … and by one that holds none (the writer is idle).
-const IDLE_TRUNCATE_SLICE: u64 = 1_000_000;
-
-/// Most messages applied in one transaction.
+/// Most messages applied in one group.
 const MAX_GROUP_MESSAGES: usize = 50_000;
 
 pub(crate) struct Writer {
     path: PathBuf,
     conn: Option<Connection>,
+    log: Appender,
     next_seq: u64,
+    /// Roll the open segment once it holds this many rows.
+    seal_rows: u64,
     names: HashMap<String, u32, identity::Hasher>,
     resolver: Resolver,
     dedup: DedupIndex,
     /// Hashes added to `dedup` by the group being applied; forgotten if it fails.
     pending: Vec<u128>,
-    dedup_window_ms: i64,
-    /// Tail rows up to here are sealed and may be deleted …
-    truncate_target: u64,
-    /// … and rows up to here are (the writer deletes a bounded slice per group, so a large
-    /// seal never stalls appends).
-    truncated_to: u64,
     /// A commit failed since the connection was opened: see [`Writer::reopen`].
     after_failure: bool,
     clock: Arc<dyn Clock>,
     metrics: Arc<StoreMetrics>,
-    /// The manifest's sealed_seq when the writer opened; seq numbers continue above it.
-    sealed_floor: Arc<std::sync::atomic::AtomicU64>,
 }
 
 impl Writer {
+    /// A writer appending to `log` from seq `next_seq`, with the dedup index recovered.
     pub(crate) fn new(
         path: PathBuf,
-        dedup_window_ms: i64,
+        log: Appender,
+        next_seq: u64,
+        dedup: DedupIndex,
+        seal_rows: usize,
         clock: Arc<dyn Clock>,
         metrics: Arc<StoreMetrics>,
-        sealed_floor: Arc<std::sync::atomic::AtomicU64>,
     ) -> Result<Writer> {
         let mut w = Writer {
             path,
             conn: None,
-            next_seq: 1,
+            log,
+            next_seq,
+            seal_rows: seal_rows.max(1) as u64,
             names: HashMap::default(),
             resolver: Resolver::default(),
-            dedup: DedupIndex::default(),
+            dedup,
             pending: Vec::new(),
-            dedup_window_ms,
-            truncate_target: 0,
-            truncated_to: 0,
             after_failure: false,
             clock,
             metrics,
-            sealed_floor,
         };
         w.reopen()?;
         Ok(w)
@@ -159,9 +156,8 @@ impl Writer {
         if self.after_failure {
             // A failed commit may still have left its WAL frames behind (the write went
             // through, the fsync did not), and SQLite would read them as committed. Before
-            // anything is acknowledged again (a retry of that batch would be a "duplicate"),
-            // copy the whole WAL into the database file and fsync it. Until that succeeds,
-            // the store stays unavailable.
+            // anything is acknowledged again, copy the whole WAL into the database file and
+            // fsync it. Until that succeeds, the store stays unavailable.
             let (busy, _, _): (i64, i64, i64) =
                 conn.query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |r| {
                     Ok((r.get(0)?, r.get(1)?, r.get(2)?))
@@ -173,14 +169,6 @@ impl Writer {
             }
             self.after_failure = false;
         }
-        let last_meta = db::meta_get(&conn, "last_seq")?.unwrap_or(0) as u64;
-        let last_tail: i64 =
-            conn.query_row("SELECT coalesce(max(seq), 0) FROM tail", [], |r| r.get(0))?;
-        let floor = self.sealed_floor.load(std::sync::atomic::Ordering::SeqCst);
-        self.next_seq = last_meta.max(last_tail as u64).max(floor) + 1;
-        let first_tail: i64 =
-            conn.query_row("SELECT coalesce(min(seq), 0) FROM tail", [], |r| r.get(0))?;
-        self.truncated_to = (first_tail as u64).saturating_sub(1);
         let mut names = HashMap::default();
         {
             let mut stmt = conn.prepare("SELECT id, name FROM names")?;
@@ -192,24 +180,6 @@ impl Writer {
         }
         self.names = names;
         self.resolver = Resolver::load(&conn)?;
-        let cutoff = self.clock.now().millis() - self.dedup_window_ms;
-        {
-            let mut stmt =
-                conn.prepare("SELECT hash, seen_at FROM dedup_log WHERE seen_at >= ?1")?;
-            let mut rows = stmt.query(params![cutoff])?;
-            // Streamed straight into the index's 16-byte entries (no intermediate tuples):
-            // this is the largest allocation of a start-up.
-            let (mut hashes, mut newest) = (Vec::new(), i64::MIN);
-            while let Some(r) = rows.next()? {
-                let bytes = r.get_ref(0)?.as_blob().map_err(rusqlite::Error::from)?;
-                let mut h = [0u8; 16];
-                let n = bytes.len().min(16);
-                h[..n].copy_from_slice(&bytes[..n]);
-                hashes.push(u128::from_le_bytes(h));
-                newest = newest.max(r.get::<_, i64>(1)?);
-            }
-            self.dedup = DedupIndex::from_hashes(hashes, newest);
-        }
         self.conn = Some(conn);
         Ok(())
     }
@@ -243,6 +213,7 @@ impl Writer {
                 self.dedup.compact();
                 self.metrics.observe_commit(elapsed);
                 let mut outcomes = outcomes.into_iter();
+                let mut roll_failed: Option<String> = None;
                 for cmd in group {
                     match cmd {
                         Command::Append { reply, .. } => {
@@ -253,8 +224,25 @@ impl Writer {
                         Command::Barrier { reply } => {
                             let _ = reply.send(Ok(()));
                         }
-                        Command::TruncateTail { .. } | Command::PruneDedup { .. } => {}
+                        Command::Roll { reply } => {
+                            let rolled = match &roll_failed {
+                                Some(e) => Err(StoreError::Unavailable(e.clone())),
+                                None => self.log.roll(),
+                            };
+                            if let Err(e) = &rolled {
+                                roll_failed = Some(e.to_string());
+                            }
+                            if let Some(reply) = reply {
+                                let _ = reply.send(rolled);
+                            }
+                        }
+                        Command::PruneDedup { .. } => {}
                     }
+                }
+                if self.log.rows() >= self.seal_rows
+                    && let Err(e) = self.log.roll()
+                {
+                    tracing::warn!(error = %e, "could not roll the tail segment; will retry");
                 }
             }
             Err(err) => {
@@ -268,10 +256,13 @@ impl Writer {
                         Command::Append { reply, .. } => {
                             let _ = reply.send(Err(StoreError::Unavailable(reason.clone())));
                         }
-                        Command::Barrier { reply } => {
+                        Command::Barrier { reply }
+                        | Command::Roll {
+                            reply: Some(reply), ..
+                        } => {
                             let _ = reply.send(Err(StoreError::Unavailable(reason.clone())));
                         }
-                        Command::TruncateTail { .. } | Command::PruneDedup { .. } => {}
+                        Command::Roll { reply: None } | Command::PruneDedup { .. } => {}
                     }
                 }
                 // Drop the connection; caches may hold ids of rolled-back rows.
@@ -284,6 +275,10 @@ impl Writer {
         }
     }
 
+    /// Applies a group: identities, traits, names and warnings in one SQLite transaction
+    /// (committed first, fsync'd only if it changed anything), then the events in one
+    /// tail-log write and fdatasync. A crash between the two leaves persons without the
+    /// events of an unacknowledged request: harmless, the retry resolves to them again.
     fn try_apply(&mut self, group: &[Command]) -> Result<Vec<AppendOutcome>> {
         if self.conn.is_none() {
             self.reopen()
@@ -294,13 +289,8 @@ impl Writer {
         let mut new_names: Vec<(String, u32)> = Vec::new();
         let conn = self.conn.as_mut().expect("opened above");
         let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
-        // The two statements every event runs, prepared once per group.
-        let mut insert_hash =
-            tx.prepare_cached("INSERT INTO dedup_log (hash, seen_at) VALUES (?1, ?2)")?;
-        let mut insert_tail = tx.prepare_cached(
-            "INSERT INTO tail (seq, person, ts, name, kind, body) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
-        )?;
         let mut outcomes = Vec::new();
+        self.log.discard();
         for cmd in group {
             match cmd {
                 Command::Append { batch, .. } => {
@@ -320,7 +310,6 @@ impl Writer {
                             continue;
                         }
                         self.pending.push(hash);
-                        insert_hash.execute(params![&msg.hash[..], now])?;
                         let (person, warnings) = identity::resolve(&mut self.resolver, &tx, msg)?;
                         for w in warnings {
                             record(
@@ -350,81 +339,30 @@ impl Writer {
                                 }
                             },
                         };
-                        insert_tail.execute(params![
-                            next_seq as i64,
-                            person.0 as i64,
-                            msg.ts,
-                            name_id,
-                            msg.kind.code(),
-                            &msg.body
-                        ])?;
+                        self.log.push(&Record {
+                            seq: next_seq,
+                            person: person.0,
+                            ts: msg.ts,
+                            name: name_id,
+                            kind: msg.kind.code(),
+                            entry: dedup::entry(hash, now),
+                            body: &msg.body,
+                        });
                         next_seq += 1;
                         outcome.stored += 1;
                     }
                     outcomes.push(outcome);
                 }
-                Command::TruncateTail { upto } => {
-                    self.truncate_target = self.truncate_target.max(*upto);
-                }
-                Command::PruneDedup { before } => {
-                    self.dedup.expire(*before);
-                    // The log is in (about) time order: delete the expired prefix.
-                    let boundary: Option<i64> = tx
-                        .prepare_cached(
-                            "SELECT seq FROM dedup_log WHERE seen_at >= ?1 ORDER BY seq LIMIT 1",
-                        )?
-                        .query_row(params![*before], |r| r.get(0))
-                        .optional()?;
-                    let upto = boundary.unwrap_or(i64::MAX);
-                    tx.prepare_cached("DELETE FROM dedup_log WHERE seq < ?1")?
-                        .execute(params![upto])?;
-                }
-                Command::Barrier { .. } => {}
+                Command::PruneDedup { before, slack } => self.dedup.expire(*before, *slack),
+                Command::Roll { .. } | Command::Barrier { .. } => {}
             }
-        }
-        drop((insert_hash, insert_tail));
-        if next_seq != self.next_seq {
-            db::meta_set(&tx, "last_seq", (next_seq - 1) as i64)?;
-        }
-        let truncating = self.truncated_to < self.truncate_target;
-        // Appends waiting: delete a small slice so they are not held up. Idle: a large one.
-        let idle = !group.iter().any(|c| matches!(c, Command::Append { .. }));
-        let slice = if idle {
-            IDLE_TRUNCATE_SLICE
-        } else {
-            TRUNCATE_SLICE
-        };
-        let truncate_to = self.truncate_target.min(self.truncated_to + slice);
-        if truncating {
-            tx.prepare_cached("DELETE FROM tail WHERE seq <= ?1")?
-                .execute(params![truncate_to as i64])?;
         }
         tx.commit()?;
-        if truncating {
-            self.truncated_to = truncate_to;
-        }
-        if truncating || idle {
-            // Return the pages of sealed rows to the file system (bounded work per group;
-            // more when no append is waiting).
-            // A failure here loses nothing: the group is committed.
-            let pages = if idle { 100_000 } else { 4_000 };
-            if let Err(e) = incremental_vacuum(conn, pages) {
-                tracing::warn!(error = %e, "incremental vacuum failed");
-            }
-        }
+        self.log.commit(now)?;
         self.next_seq = next_seq;
         self.names.extend(new_names);
         Ok(outcomes)
     }
-}
-
-/// Returns up to `pages` free pages to the file system. The pragma frees one page per step,
-/// so it is stepped to completion (`execute_batch` steps once and would free just one).
-fn incremental_vacuum(conn: &Connection, pages: u32) -> rusqlite::Result<()> {
-    let mut stmt = conn.prepare(&format!("PRAGMA incremental_vacuum({pages})"))?;
-    let mut rows = stmt.query([])?;
-    while rows.next()?.is_some() {}
-    Ok(())
 }
 
 fn group_size(cmd: &Command) -> usize {

@@ -463,6 +463,8 @@ fn dedup_window_expires_and_survives_restarts() {
         .stored,
         1
     );
+    // Sealed: the entry moves from the tail log to a dedup file.
+    assert_eq!(store.seal_now(p.id).unwrap(), 1);
     drop(store);
     // Within the window, after a restart: still a duplicate.
     clock.advance(500);
@@ -477,8 +479,9 @@ fn dedup_window_expires_and_survives_restarts() {
         1
     );
     drop(store);
-    // Past the window: the id is forgotten (after a restart, the log is read from the window).
-    clock.advance(2_000);
+    // Past the window (and the slack of at most an eighth of it, at least a second, that
+    // expiry allows): the id is forgotten.
+    clock.advance(3_000);
     let store = Store::open(cfg, clock.clone()).unwrap();
     assert_eq!(
         append(
@@ -489,4 +492,118 @@ fn dedup_window_expires_and_survives_restarts() {
         .stored,
         1
     );
+}
+
+/// The version 1 project schema, which kept unsealed events and the dedup window in SQLite.
+const V1_SCHEMA: &str = r#"
+CREATE TABLE meta (key TEXT PRIMARY KEY, value INTEGER NOT NULL);
+CREATE TABLE tail (seq INTEGER PRIMARY KEY, person INTEGER NOT NULL, ts INTEGER NOT NULL,
+    name INTEGER NOT NULL, kind INTEGER NOT NULL, body BLOB NOT NULL);
+CREATE TABLE dedup_log (seq INTEGER PRIMARY KEY, hash BLOB NOT NULL, seen_at INTEGER NOT NULL);
+CREATE TABLE names (id INTEGER PRIMARY KEY, name TEXT NOT NULL UNIQUE);
+CREATE TABLE persons (id INTEGER PRIMARY KEY, merged_into INTEGER, identified INTEGER NOT NULL,
+    created_at INTEGER NOT NULL, updated_at INTEGER NOT NULL, traits TEXT NOT NULL DEFAULT '{}');
+CREATE INDEX persons_merged ON persons (merged_into) WHERE merged_into IS NOT NULL;
+CREATE TABLE identities (kind INTEGER NOT NULL, value TEXT NOT NULL, person INTEGER NOT NULL,
+    PRIMARY KEY (kind, value)) WITHOUT ROWID;
+CREATE INDEX identities_person ON identities (person);
+CREATE TABLE groups (group_id TEXT PRIMARY KEY, traits TEXT NOT NULL DEFAULT '{}', updated_at INTEGER NOT NULL);
+CREATE TABLE warnings (id INTEGER PRIMARY KEY, at INTEGER NOT NULL, severity TEXT NOT NULL,
+    code TEXT NOT NULL, message TEXT NOT NULL, field TEXT NOT NULL, raw TEXT NOT NULL);
+"#;
+
+#[test]
+fn a_version_1_project_is_migrated_on_open() {
+    let dir = tempfile::tempdir().unwrap();
+    let now = Timestamp(1_700_000_000_000);
+    let (info, _) = Store::create_project_in(dir.path(), "shop", now).unwrap();
+    let pdir = dir.path().join("projects").join(info.id.0.to_string());
+    std::fs::create_dir_all(&pdir).unwrap();
+    {
+        let conn = rusqlite::Connection::open(pdir.join("events.db")).unwrap();
+        conn.execute_batch(V1_SCHEMA).unwrap();
+        conn.pragma_update(None, "user_version", 1).unwrap();
+        conn.execute(
+            "INSERT INTO persons (id, identified, created_at, updated_at) VALUES (1, 1, 5, 5)",
+            [],
+        )
+        .unwrap();
+        conn.execute(
+            "INSERT INTO identities (kind, value, person) VALUES (0, 'u1', 1)",
+            [],
+        )
+        .unwrap();
+        conn.execute(
+            "INSERT INTO names (id, name) VALUES (1, 'Order Completed')",
+            [],
+        )
+        .unwrap();
+        for seq in 1..=3i64 {
+            let body = serde_json::to_vec(&msg(
+                &format!("t{seq}"),
+                MessageKind::Track,
+                Some("u1"),
+                None,
+                seq,
+            ))
+            .unwrap();
+            conn.execute(
+                "INSERT INTO tail (seq, person, ts, name, kind, body) VALUES (?1, 1, ?1, 1, 0, ?2)",
+                rusqlite::params![seq, body],
+            )
+            .unwrap();
+        }
+        // A message sealed long ago whose id is still within the dedup window.
+        let old = xxhash_rust::xxh3::xxh3_128(b"sealed-earlier").to_le_bytes();
+        conn.execute(
+            "INSERT INTO dedup_log (hash, seen_at) VALUES (?1, ?2)",
+            rusqlite::params![&old[..], now.0 - 1000],
+        )
+        .unwrap();
+        conn.execute("INSERT INTO meta (key, value) VALUES ('last_seq', 3)", [])
+            .unwrap();
+    }
+    let store = open(dir.path());
+    let events = events_by_person(&store, info.id);
+    assert_eq!(
+        events.keys().cloned().collect::<Vec<_>>(),
+        vec!["t1", "t2", "t3"]
+    );
+    let out = append(
+        &store,
+        info.id,
+        vec![
+            msg("t2", MessageKind::Track, Some("u1"), None, 2),
+            msg("sealed-earlier", MessageKind::Track, Some("u1"), None, 2),
+            msg("t4", MessageKind::Track, Some("u1"), None, 4),
+        ],
+    );
+    assert_eq!((out.stored, out.duplicates), (1, 2));
+    let mut seqs = Vec::new();
+    store
+        .for_each_event(info.id, &mut |person, seq, _| {
+            assert_eq!(person.0, 1, "the migrated person keeps its events");
+            seqs.push(seq);
+            Ok(())
+        })
+        .unwrap();
+    seqs.sort();
+    assert_eq!(seqs, vec![1, 2, 3, 4], "sequence numbers continue");
+    drop(store);
+    let conn = rusqlite::Connection::open(pdir.join("events.db")).unwrap();
+    let version: i64 = conn
+        .pragma_query_value(None, "user_version", |r| r.get(0))
+        .unwrap();
+    assert_eq!(version, 2);
+    let tables: i64 = conn
+        .query_row(
+            "SELECT count(*) FROM sqlite_master WHERE name IN ('tail', 'dedup_log')",
+            [],
+            |r| r.get(0),
+        )
+        .unwrap();
+    assert_eq!(tables, 0);
+    drop(conn);
+    let store = open(dir.path());
+    assert_eq!(events_by_person(&store, info.id).len(), 4);
 }
