@@ -10,6 +10,7 @@ bin="${CARGO_TARGET_DIR:-$PWD/target}/release"
 work=$(mktemp -d /tmp/lodestar-import-XXXX)
 trap 'rm -rf "$work"' EXIT
 "$bin/orders_csv" "$work/orders.csv" "$rows"
+sync  # the generator's writeback is not part of the import
 ls -l "$work/orders.csv"
 "$bin/lodestar" --data-dir "$work/data" projects create shop >/dev/null 2>&1
 echo "first import:"

@@ -20,6 +20,7 @@ echo "machine: $(nproc) cores, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -
 echo "wrk -t$threads -c$conns -d${secs}s, batches of 100 events"
 LODESTAR_KEY=$key wrk -t"$threads" -c"$conns" -d"${secs}s" --timeout 10s -s bench/ingest.lua "http://127.0.0.1:$port" | tee "$data/wrk.out"
 stored=$(curl -s "http://127.0.0.1:$port/metrics" | awk '$1=="lodestar_events_stored_total"{print $2}')
-echo "server says stored: $stored events; commit latency:"
+sealed=$(curl -s "http://127.0.0.1:$port/metrics" | awk '$1=="lodestar_events_sealed_total"{print $2}')
+echo "server says stored: $stored events, of which sealed into parts: $sealed; commit latency:"
 curl -s "http://127.0.0.1:$port/metrics" | grep -E '^lodestar_store_commit_duration_seconds_(sum|count)'
 echo "rss_kb: $(awk '/VmRSS/{print $2}' /proc/$pid/status)"

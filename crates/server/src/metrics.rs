@@ -91,6 +91,12 @@ impl HttpMetrics {
         );
         counter(
             &mut out,
+            "lodestar_events_sealed_total",
+            "Events moved from the tail log into columnar parts.",
+            store.events_sealed.load(Ordering::Relaxed),
+        );
+        counter(
+            &mut out,
             "lodestar_compactions_total",
             "Part merges finished.",
             store.compactions.load(Ordering::Relaxed),

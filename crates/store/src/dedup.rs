@@ -89,8 +89,9 @@ struct Segment {
 impl Segment {
     fn new(entries: Vec<u128>) -> Segment {
         debug_assert!(entries.is_sorted());
-        // About 32 entries a bucket, at most 2^22 buckets (16 MiB of table).
-        let bits = (entries.len() / 32).max(1).ilog2().min(22);
+        // About 8 entries (two cache lines) a bucket, at most 2^24 buckets (64 MiB of table,
+        // half a byte an entry): a lookup costs about two cache misses a segment.
+        let bits = (entries.len() / 8).max(1).ilog2().min(24);
         let buckets = 1usize << bits;
         let mut radix = vec![0u32; buckets + 1];
         let mut b = 0usize;
@@ -159,6 +160,7 @@ impl DedupIndex {
     }
 
     /// Whether a message with `hash` was seen.
+    #[cfg(test)]
     pub(crate) fn contains(&self, hash: u128) -> bool {
         let k = key(hash);
         self.live.contains_key(&k) || self.segments.iter().any(|s| s.contains(k))
@@ -166,11 +168,22 @@ impl DedupIndex {
 
     /// Records `hash`, seen at `at_ms`. Returns false if it was already there.
     pub(crate) fn insert(&mut self, hash: u128, at_ms: i64) -> bool {
-        if self.contains(hash) {
+        let k = key(hash);
+        if self.segments.iter().any(|s| s.contains(k)) {
             return false;
         }
         let s = seconds(at_ms);
-        self.live.insert(key(hash), s);
+        if self.live.len() == LIVE_LIMIT / 16 {
+            // A busy project: size the map once for its limit rather than rehash it as it
+            // grows to a million entries.
+            self.live.reserve(LIVE_LIMIT - self.live.len());
+        }
+        match self.live.entry(k) {
+            std::collections::hash_map::Entry::Occupied(_) => return false,
+            std::collections::hash_map::Entry::Vacant(v) => {
+                v.insert(s);
+            }
+        }
         self.live_oldest = Some(self.live_oldest.map_or(s, |o| o.min(s)));
         true
     }

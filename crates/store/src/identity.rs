@@ -63,12 +63,18 @@ impl Prepared {
 
 /// Most cached ids or persons before a cache is emptied and refilled from the database.
 const CACHE_LIMIT: usize = 4_000_000;
+/// Projects with at most this many ids load them all on open, so that an id missing from
+/// the cache is known to be new without asking the database.
+const PRELOAD_LIMIT: usize = 1_000_000;
 
 /// The writer's memory of identities, to spare the database most lookups. Only a cache:
 /// emptied whenever a transaction fails, and refilled from the database.
 #[derive(Debug, Default)]
 pub(crate) struct Resolver {
-    ids: HashMap<(IdKind, String), u64, Hasher>,
+    /// User ids and anonymous ids (indexed by [`IdKind`]) → person.
+    ids: [HashMap<String, u64, Hasher>; 2],
+    /// `ids` holds every identity in the database: a miss means the id is new.
+    complete: bool,
     /// Every merged person → the person it was merged into (chains are followed).
     merged: HashMap<u64, u64, Hasher>,
     created: HashMap<u64, i64, Hasher>,
@@ -104,11 +110,31 @@ impl std::hash::BuildHasher for Hasher {
 
 impl Resolver {
     /// Loads the merge map (complete, always) from the database.
+    /// Also loads every identity when there are at most [`PRELOAD_LIMIT`].
     pub(crate) fn load(conn: &rusqlite::Connection) -> Result<Resolver> {
-        Ok(Resolver {
+        let mut r = Resolver {
             merged: crate::db::merged_persons(conn)?,
             ..Resolver::default()
-        })
+        };
+        let count: i64 = conn.query_row("SELECT count(*) FROM identities", [], |row| row.get(0))?;
+        if count as usize <= PRELOAD_LIMIT {
+            let mut stmt = conn.prepare("SELECT kind, value, person FROM identities")?;
+            let mut rows = stmt.query([])?;
+            while let Some(row) = rows.next()? {
+                let kind = if row.get::<_, i64>(0)? == 0 { 0 } else { 1 };
+                r.ids[kind].insert(row.get(1)?, row.get::<_, i64>(2)? as u64);
+            }
+            r.complete = true;
+        }
+        Ok(r)
+    }
+
+    fn cache_id(&mut self, kind: IdKind, value: &str, person: u64) {
+        if self.ids[0].len() + self.ids[1].len() >= CACHE_LIMIT {
+            self.ids = Default::default();
+            self.complete = false;
+        }
+        self.ids[kind as usize].insert(value.to_string(), person);
     }
 
     fn canonical(&self, mut p: u64) -> u64 {
@@ -119,25 +145,22 @@ impl Resolver {
     }
 
     fn lookup(&mut self, tx: &Transaction<'_>, kind: IdKind, value: &str) -> Result<Option<u64>> {
-        if let Some(&p) = self.ids.get(&(kind, value.to_string())) {
+        if let Some(&p) = self.ids[kind as usize].get(value) {
             return Ok(Some(self.canonical(p)));
+        }
+        if self.complete {
+            return Ok(None);
         }
         let found = lookup(tx, kind, value)?;
         if let Some(p) = found {
-            if self.ids.len() >= CACHE_LIMIT {
-                self.ids.clear();
-            }
-            self.ids.insert((kind, value.to_string()), p);
+            self.cache_id(kind, value, p);
         }
         Ok(found)
     }
 
     fn bind(&mut self, tx: &Transaction<'_>, kind: IdKind, value: &str, person: u64) -> Result<()> {
         bind(tx, kind, value, person)?;
-        if self.ids.len() >= CACHE_LIMIT {
-            self.ids.clear();
-        }
-        self.ids.insert((kind, value.to_string()), person);
+        self.cache_id(kind, value, person);
         Ok(())
     }
 

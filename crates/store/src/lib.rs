@@ -271,11 +271,31 @@ fn dir_size(path: &std::path::Path) -> u64 {
         .sum()
 }
 
+/// Nice value of the maintenance thread: sealing and compaction yield the CPU to the
+/// writer and the request handlers when both cores are busy, and catch up when they are not.
+const MAINTENANCE_NICE: i32 = 10;
+
+fn lower_thread_priority(nice: i32) {
+    #[allow(
+        unsafe_code,
+        reason = "plain syscalls on the calling thread, no memory involved"
+    )]
+    // SAFETY: gettid and setpriority take and return integers only.
+    let rc = unsafe {
+        let tid = libc::syscall(libc::SYS_gettid) as libc::id_t;
+        libc::setpriority(libc::PRIO_PROCESS, tid, nice)
+    };
+    if rc != 0 {
+        tracing::debug!("could not lower the maintenance thread's priority");
+    }
+}
+
 fn maintenance_loop(
     store: std::sync::Weak<Store>,
     stop: Arc<std::sync::atomic::AtomicBool>,
     interval: std::time::Duration,
 ) {
+    lower_thread_priority(MAINTENANCE_NICE);
     while !stop.load(std::sync::atomic::Ordering::SeqCst) {
         std::thread::sleep(interval);
         let Some(store) = store.upgrade() else { return };

@@ -62,6 +62,8 @@ pub struct StoreMetrics {
     pub storage_errors: AtomicU64,
     /// Parts sealed from the tail.
     pub parts_sealed: AtomicU64,
+    /// Events moved from the tail log into parts.
+    pub events_sealed: AtomicU64,
     /// Compactions finished.
     pub compactions: AtomicU64,
     /// Group-commit latency.

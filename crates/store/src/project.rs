@@ -33,7 +33,7 @@ use crate::metrics::StoreMetrics;
 use crate::part::{Part, PartRow, PartWriter};
 use crate::read::{Snapshot, TailRows};
 use crate::tail::{self, Appender, Tail};
-use crate::writer::{AppendBatch, AppendOutcome, Command, PreparedBatch, Writer};
+use crate::writer::{AppendBatch, AppendOutcome, AppendReply, Command, PreparedBatch, Writer};
 
 /// A person's profile as stored.
 #[derive(Debug, Clone, PartialEq, serde::Serialize)]
@@ -75,19 +75,21 @@ pub struct WarningRow {
 
 /// A handle that resolves once an append is durable (or has failed).
 #[derive(Debug)]
-pub struct AppendTicket(pub(crate) oneshot::Receiver<Result<AppendOutcome>>);
+pub struct AppendTicket(pub(crate) oneshot::Receiver<AppendReply>);
 
 impl AppendTicket {
     /// Waits for the outcome.
     pub async fn wait(self) -> Result<AppendOutcome> {
-        self.0.await.unwrap_or(Err(StoreError::ShuttingDown))
+        self.0
+            .await
+            .map_or(Err(StoreError::ShuttingDown), |(r, _batch)| r)
     }
 
     /// Waits for the outcome, blocking the thread. Not for use inside an async runtime.
     pub fn wait_blocking(self) -> Result<AppendOutcome> {
         self.0
             .blocking_recv()
-            .unwrap_or(Err(StoreError::ShuttingDown))
+            .map_or(Err(StoreError::ShuttingDown), |(r, _batch)| r)
     }
 }
 
@@ -299,6 +301,9 @@ impl Project {
         self.publish(manifest, vec![part], &[])?;
         self.tail.retire(last_seq);
         self.metrics.parts_sealed.fetch_add(1, Ordering::Relaxed);
+        self.metrics
+            .events_sealed
+            .fetch_add(tail.len() as u64, Ordering::Relaxed);
         let mut files = self.dedup_files.lock().expect("dedup files lock");
         files.push(dedup_file);
         let window = self.config.dedup_window_ms as i64;

@@ -68,6 +68,7 @@ pub struct AppendOutcome {
 }
 
 /// An [`AppendBatch`] with its messages prepared on the caller's thread.
+#[derive(Debug)]
 pub(crate) struct PreparedBatch {
     pub(crate) rows: Vec<Prepared>,
     pub(crate) rejected: Vec<Quarantined>,
@@ -84,10 +85,14 @@ impl PreparedBatch {
     }
 }
 
+/// The answer to an append, with its batch handed back so that its memory is freed on the
+/// caller's thread rather than the writer's.
+pub(crate) type AppendReply = (Result<AppendOutcome>, Option<PreparedBatch>);
+
 pub(crate) enum Command {
     Append {
         batch: PreparedBatch,
-        reply: oneshot::Sender<Result<AppendOutcome>>,
+        reply: oneshot::Sender<AppendReply>,
     },
     /// Close the open tail segment (if it holds rows) so sealing can take it.
     Roll {
@@ -216,10 +221,10 @@ impl Writer {
                 let mut roll_failed: Option<String> = None;
                 for cmd in group {
                     match cmd {
-                        Command::Append { reply, .. } => {
+                        Command::Append { reply, batch } => {
                             let outcome = outcomes.next().expect("one outcome per append");
                             self.metrics.record_outcome(&outcome);
-                            let _ = reply.send(Ok(outcome));
+                            let _ = reply.send((Ok(outcome), Some(batch)));
                         }
                         Command::Barrier { reply } => {
                             let _ = reply.send(Ok(()));
@@ -253,8 +258,9 @@ impl Writer {
                 let reason = err.to_string();
                 for cmd in group {
                     match cmd {
-                        Command::Append { reply, .. } => {
-                            let _ = reply.send(Err(StoreError::Unavailable(reason.clone())));
+                        Command::Append { reply, batch } => {
+                            let _ = reply
+                                .send((Err(StoreError::Unavailable(reason.clone())), Some(batch)));
                         }
                         Command::Barrier { reply }
                         | Command::Roll {

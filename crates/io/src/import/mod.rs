@@ -99,7 +99,8 @@ pub struct ImportOptions {
     pub utc_offset_minutes: i32,
     /// Messages (and rejected rows) sent to the store in one append. Default 10,000.
     pub batch_rows: usize,
-    /// Appends awaiting commit before reading waits for the oldest. Default 4.
+    /// Appends awaiting commit before reading waits for the oldest. Default 12: enough
+    /// that reading goes on while the writer syncs a group.
     pub max_in_flight: usize,
     /// Bad rows quoted in the summary. Default 20.
     pub max_examples: usize,
@@ -119,7 +120,7 @@ impl Default for ImportOptions {
             has_header: true,
             utc_offset_minutes: 0,
             batch_rows: 10_000,
-            max_in_flight: 4,
+            max_in_flight: 12,
             max_examples: 20,
             max_quarantined: 10_000,
         }
