@@ -1,0 +1,23 @@
+//! Analysis kernels over per-person event streams: funnels, retention, interval lifecycle.
+//!
+//! Every kernel reads a [`PersonSource`] (one person at a time, events in time order) in
+//! one pass, one thread per shard of persons, and adds up the shards' partial results. The
+//! store's snapshot is read through [`SnapshotSource`]; tests use [`VecSource`] and check
+//! each kernel against a naive implementation of the same definition.
+//!
+//! This crate knows nothing of HTTP or of any wire format, and never reads the clock: dates
+//! and the time zone come with each query.
+
+mod error;
+pub mod funnel;
+pub mod lifecycle;
+pub mod period;
+pub mod retention;
+mod source;
+
+pub use error::{AnalyticsError, Result};
+pub use funnel::{FunnelOrder, FunnelQuery, FunnelResult, funnel};
+pub use lifecycle::{LifecycleQuery, LifecycleResult, lifecycle};
+pub use period::{Calendar, Interval, Periods};
+pub use retention::{RetentionQuery, RetentionResult, retention};
+pub use source::{Events, PersonSource, SnapshotSource, VecSource, run_sharded};

@@ -1,0 +1,339 @@
+//! Where kernels read events: one person at a time, each person's events in time order.
+//!
+//! [`PersonSource`] is the only thing a kernel sees. [`SnapshotSource`] implements it over a
+//! store [`Snapshot`]: the parts and the tail are each sorted by (stored person, time), so a
+//! person's events are a few contiguous slices, one per run; they are merged by time only
+//! when more than one run holds the person. Persons merged into another (an anonymous visitor
+//! who later identified) are read under their canonical person. [`VecSource`] holds events
+//! in memory, for tests and for small inputs.
+//!
+//! Sharding: a source splits its persons into `shards` disjoint sets so kernels can run one
+//! thread per shard and add up their partial results.
+
+use std::collections::HashMap;
+
+use lodestar_core::PersonId;
+use lodestar_store::{Run, RunOffsets, Snapshot};
+
+/// One person's events, in time order (ties in the order they were written).
+#[derive(Debug, Clone, Copy)]
+pub struct Events<'a> {
+    /// Event time per event (ms since the Unix epoch, UTC).
+    pub ts: &'a [i64],
+    /// Event-name id per event (an index into [`PersonSource::names`]).
+    pub names: &'a [u32],
+}
+
+impl Events<'_> {
+    /// Number of events.
+    pub fn len(&self) -> usize {
+        self.ts.len()
+    }
+
+    /// Whether there are none.
+    pub fn is_empty(&self) -> bool {
+        self.ts.is_empty()
+    }
+}
+
+/// A set of persons with their events, readable in shards.
+pub trait PersonSource: Sync {
+    /// The event-name dictionary.
+    fn names(&self) -> &[String];
+
+    /// Calls `f` once for every person of shard `shard` (of `shards`) that has events. Every
+    /// person belongs to exactly one shard.
+    fn for_each_person(&self, shard: usize, shards: usize, f: &mut dyn FnMut(PersonId, Events<'_>));
+
+    /// The id of an event name, if any event has it.
+    fn name_id(&self, name: &str) -> Option<u32> {
+        self.names()
+            .iter()
+            .position(|n| n == name)
+            .map(|i| i as u32)
+    }
+}
+
+/// Persons and their events held in memory.
+#[derive(Debug, Clone, Default)]
+pub struct VecSource {
+    names: Vec<String>,
+    /// (person, ts, name) sorted by person then time.
+    persons: Vec<(u64, Vec<i64>, Vec<u32>)>,
+}
+
+impl VecSource {
+    /// Builds a source from (person, time, event name) rows in any order. Rows of one person
+    /// with equal times keep their given order.
+    pub fn new<'a>(rows: impl IntoIterator<Item = (u64, i64, &'a str)>) -> VecSource {
+        let mut names: Vec<String> = Vec::new();
+        let mut ids: HashMap<String, u32> = HashMap::new();
+        let mut by_person: HashMap<u64, Vec<(i64, u32)>> = HashMap::new();
+        for (person, ts, name) in rows {
+            let id = *ids.entry(name.to_string()).or_insert_with(|| {
+                names.push(name.to_string());
+                names.len() as u32 - 1
+            });
+            by_person.entry(person).or_default().push((ts, id));
+        }
+        let mut persons: Vec<(u64, Vec<i64>, Vec<u32>)> = by_person
+            .into_iter()
+            .map(|(p, mut ev)| {
+                ev.sort_by_key(|e| e.0);
+                (
+                    p,
+                    ev.iter().map(|e| e.0).collect(),
+                    ev.iter().map(|e| e.1).collect(),
+                )
+            })
+            .collect();
+        persons.sort_by_key(|p| p.0);
+        VecSource { names, persons }
+    }
+}
+
+impl PersonSource for VecSource {
+    fn names(&self) -> &[String] {
+        &self.names
+    }
+
+    fn for_each_person(
+        &self,
+        shard: usize,
+        shards: usize,
+        f: &mut dyn FnMut(PersonId, Events<'_>),
+    ) {
+        for (i, (p, ts, names)) in self.persons.iter().enumerate() {
+            if i % shards.max(1) == shard {
+                f(PersonId(*p), Events { ts, names });
+            }
+        }
+    }
+}
+
+/// The events of a store snapshot, per canonical person.
+pub struct SnapshotSource<'a> {
+    snapshot: &'a Snapshot,
+    runs: Vec<Run<'a>>,
+    /// Rows of persons merged into another, gathered under the canonical person.
+    extra: HashMap<u64, Vec<(i64, u32)>>,
+    /// One past the largest person id stored or canonical.
+    person_end: u64,
+}
+
+impl std::fmt::Debug for SnapshotSource<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SnapshotSource")
+            .field("runs", &self.runs.len())
+            .field("merged_persons", &self.extra.len())
+            .finish()
+    }
+}
+
+impl<'a> SnapshotSource<'a> {
+    /// Reads `snapshot`.
+    pub fn new(snapshot: &'a Snapshot) -> SnapshotSource<'a> {
+        let runs = snapshot.runs();
+        let mut extra: HashMap<u64, Vec<(i64, u32)>> = HashMap::new();
+        for (&from, &to) in snapshot.merged_persons() {
+            for run in &runs {
+                if let Some((start, end)) = person_rows(run, from) {
+                    let rows = extra.entry(to).or_default();
+                    rows.extend((start..end).map(|i| (run.ts[i], run.names[i])));
+                }
+            }
+        }
+        for rows in extra.values_mut() {
+            rows.sort_by_key(|r| r.0);
+        }
+        let mut person_end = extra.keys().max().map_or(0, |p| p + 1);
+        for run in &runs {
+            if let Some(p) = run.person_ids.last() {
+                person_end = person_end.max(p + 1);
+            }
+        }
+        SnapshotSource {
+            snapshot,
+            runs,
+            extra,
+            person_end,
+        }
+    }
+}
+
+/// The rows of stored person `person` in `run`, if any.
+fn person_rows(run: &Run<'_>, person: u64) -> Option<(usize, usize)> {
+    let i = run.person_ids.partition_point(|&p| p < person);
+    if run.person_ids.get(i) != Some(&person) {
+        return None;
+    }
+    match run.person_offsets {
+        RunOffsets::Ranges(offsets) => Some((offsets[i] as usize, offsets[i + 1] as usize)),
+        RunOffsets::PerRow => {
+            let end = run.person_ids.partition_point(|&p| p <= person);
+            Some((i, end))
+        }
+    }
+}
+
+/// A position in one run: the next person block at or after a person id.
+struct Cursor<'r, 'a> {
+    run: &'r Run<'a>,
+    /// Person index (`Ranges`) or row index (`PerRow`).
+    at: usize,
+}
+
+impl Cursor<'_, '_> {
+    fn peek(&self) -> Option<u64> {
+        self.run.person_ids.get(self.at).copied()
+    }
+
+    /// The current block's rows; advances past it.
+    fn take(&mut self) -> (usize, usize) {
+        match self.run.person_offsets {
+            RunOffsets::Ranges(offsets) => {
+                let r = (offsets[self.at] as usize, offsets[self.at + 1] as usize);
+                self.at += 1;
+                r
+            }
+            RunOffsets::PerRow => {
+                let p = self.run.person_ids[self.at];
+                let start = self.at;
+                while self.run.person_ids.get(self.at) == Some(&p) {
+                    self.at += 1;
+                }
+                (start, self.at)
+            }
+        }
+    }
+}
+
+impl PersonSource for SnapshotSource<'_> {
+    fn names(&self) -> &[String] {
+        self.snapshot.names()
+    }
+
+    fn for_each_person(
+        &self,
+        shard: usize,
+        shards: usize,
+        f: &mut dyn FnMut(PersonId, Events<'_>),
+    ) {
+        let shards = shards.max(1) as u64;
+        let lo = self.person_end * shard as u64 / shards;
+        let hi = self.person_end * (shard as u64 + 1) / shards;
+        let mut cursors: Vec<Cursor<'_, '_>> = self
+            .runs
+            .iter()
+            .map(|run| Cursor {
+                run,
+                at: run.person_ids.partition_point(|&p| p < lo),
+            })
+            .collect();
+        let merged = self.snapshot.merged_persons();
+        let mut slices: Vec<(usize, usize, usize)> = Vec::new();
+        let mut ts: Vec<i64> = Vec::new();
+        let mut names: Vec<u32> = Vec::new();
+        let mut emitted_extra: Vec<u64> = Vec::new();
+        let mut rows: Vec<(i64, u32)> = Vec::new();
+        while let Some(person) = cursors.iter().filter_map(|c| c.peek()).min() {
+            if person >= hi {
+                break;
+            }
+            slices.clear();
+            for (i, c) in cursors.iter_mut().enumerate() {
+                if c.peek() == Some(person) {
+                    let (s, e) = c.take();
+                    slices.push((i, s, e));
+                }
+            }
+            if merged.contains_key(&person) {
+                // Read under its canonical person (in `extra`).
+                continue;
+            }
+            let extra = self.extra.get(&person);
+            if extra.is_some() {
+                emitted_extra.push(person);
+            }
+            if slices.len() == 1 && extra.is_none() {
+                let (r, s, e) = slices[0];
+                let run = &self.runs[r];
+                f(
+                    PersonId(person),
+                    Events {
+                        ts: &run.ts[s..e],
+                        names: &run.names[s..e],
+                    },
+                );
+                continue;
+            }
+            ts.clear();
+            names.clear();
+            rows.clear();
+            for &(r, s, e) in &slices {
+                let run = &self.runs[r];
+                rows.extend((s..e).map(|i| (run.ts[i], run.names[i])));
+            }
+            if let Some(extra) = extra {
+                rows.extend_from_slice(extra);
+            }
+            // Stable: equal times keep run order (parts in manifest order, then the tail).
+            rows.sort_by_key(|r| r.0);
+            ts.extend(rows.iter().map(|r| r.0));
+            names.extend(rows.iter().map(|r| r.1));
+            f(
+                PersonId(person),
+                Events {
+                    ts: &ts,
+                    names: &names,
+                },
+            );
+        }
+        // Canonical persons whose every event is stored under merged ids.
+        emitted_extra.sort_unstable();
+        let mut rest: Vec<(&u64, &Vec<(i64, u32)>)> = self
+            .extra
+            .iter()
+            .filter(|(p, _)| **p >= lo && **p < hi && emitted_extra.binary_search(p).is_err())
+            .collect();
+        rest.sort_by_key(|(p, _)| **p);
+        for (p, rows) in rest {
+            ts.clear();
+            names.clear();
+            ts.extend(rows.iter().map(|r| r.0));
+            names.extend(rows.iter().map(|r| r.1));
+            f(
+                PersonId(*p),
+                Events {
+                    ts: &ts,
+                    names: &names,
+                },
+            );
+        }
+    }
+}
+
+/// Runs `work` on every shard of `source`, one thread a shard, and returns the partial
+/// results in shard order.
+pub fn run_sharded<T: Send>(
+    source: &dyn PersonSource,
+    threads: usize,
+    work: impl Fn(&dyn PersonSource, usize, usize) -> T + Sync,
+) -> Vec<T> {
+    let threads = threads.max(1);
+    if threads == 1 {
+        return vec![work(source, 0, 1)];
+    }
+    std::thread::scope(|scope| {
+        let handles: Vec<_> = (0..threads)
+            .map(|shard| {
+                let work = &work;
+                scope.spawn(move || work(source, shard, threads))
+            })
+            .collect();
+        handles
+            .into_iter()
+            .map(|h| h.join().expect("analysis thread panicked"))
+            .collect()
+    })
+}

@@ -1,0 +1,94 @@
+//! Kernels read a real store (parts, tail, merged persons) the same as the same events held
+//! in memory under their canonical persons.
+
+use std::sync::Arc;
+
+use lodestar_analytics::funnel::{FunnelOrder, FunnelQuery};
+use lodestar_analytics::{PersonSource, SnapshotSource, VecSource, funnel};
+use lodestar_core::{FixedClock, JsonMap, Message, MessageKind, Timestamp};
+use lodestar_store::{AppendBatch, EventStore, Store, StoreConfig};
+use proptest::prelude::*;
+
+const NAMES: [&str; 3] = ["view", "cart", "buy"];
+
+fn msg(id: usize, user: Option<String>, anon: Option<String>, event: &str, ts: i64) -> Message {
+    Message {
+        message_id: format!("m{id}"),
+        kind: MessageKind::Track,
+        event: Some(event.to_string()),
+        user_id: user,
+        anonymous_id: anon,
+        previous_id: None,
+        group_id: None,
+        category: None,
+        timestamp: Timestamp(ts),
+        original_timestamp: None,
+        sent_at: None,
+        received_at: Timestamp(ts),
+        properties: JsonMap::new(),
+        traits: JsonMap::new(),
+        set_once: JsonMap::new(),
+        context: JsonMap::new(),
+        integrations: JsonMap::new(),
+        channel: None,
+    }
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(24))]
+
+    /// Steps: (anonymous id, user id or none, event, minute, seal after it).
+    #[test]
+    fn snapshot_source_reads_canonical_persons(
+        steps in proptest::collection::vec((0u8..6, proptest::option::of(0u8..3), 0usize..3, 0i64..600, proptest::bool::weighted(0.1)), 1..80),
+        threads in 1usize..3,
+    ) {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(
+            StoreConfig { data_dir: dir.path().to_path_buf(), maintenance_interval_ms: 0, seal_rows: 7, max_seal_rows: 7, compact_fanin: 2, ..StoreConfig::default() },
+            Arc::new(FixedClock::new(Timestamp(1_700_000_000_000))),
+        ).unwrap();
+        let (p, _) = store.create_project("shop").unwrap();
+        for (i, &(anon, user, event, minute, seal) ) in steps.iter().enumerate() {
+            let m = msg(i, user.map(|u| format!("u{u}")), Some(format!("a{anon}")), NAMES[event], 1_700_000_000_000 + minute * 60_000);
+            store.append(p.id, AppendBatch { messages: vec![m], ..Default::default() }).unwrap().wait_blocking().unwrap();
+            if seal {
+                store.seal_now(p.id).unwrap();
+                store.compact_now(p.id, false).unwrap();
+            }
+        }
+        let snapshot = store.snapshot(p.id).unwrap();
+        let source = SnapshotSource::new(&snapshot);
+        // The same events, by canonical person, from the decoded messages.
+        let mut rows: Vec<(u64, i64, String)> = Vec::new();
+        snapshot.for_each_message(|person, _, m| {
+            rows.push((person.0, m.timestamp.millis(), m.event.clone().unwrap()));
+            Ok(())
+        }).unwrap();
+        rows.sort_by_key(|r| (r.0, r.1));
+        let naive = VecSource::new(rows.iter().map(|(p, t, n)| (*p, *t, n.as_str())));
+        let mut seen = Vec::new();
+        for shard in 0..threads {
+            source.for_each_person(shard, threads, &mut |person, ev| {
+                seen.push((person.0, ev.ts.to_vec()));
+            });
+        }
+        seen.sort();
+        let mut want: Vec<(u64, Vec<i64>)> = Vec::new();
+        for (person, t, _) in &rows {
+            match want.last_mut() {
+                Some((p, ts)) if p == person => ts.push(*t),
+                _ => want.push((*person, vec![*t])),
+            }
+        }
+        prop_assert_eq!(&seen, &want);
+        for order in [FunnelOrder::Ordered, FunnelOrder::Strict, FunnelOrder::Any] {
+            let mut q = FunnelQuery::new(&NAMES, 120 * 60_000, 1_700_000_000_000, 1_700_000_000_000 + 600 * 60_000);
+            q.order = order;
+            q.threads = threads;
+            let a = funnel(&source, &q).unwrap();
+            let b = funnel(&naive, &q).unwrap();
+            prop_assert_eq!(a.steps, b.steps);
+        }
+    }
+}
