@@ -14,6 +14,7 @@ pub mod lifecycle;
 pub mod period;
 pub mod retention;
 mod source;
+pub mod spec;
 
 pub use error::{AnalyticsError, Result};
 pub use funnel::{FunnelOrder, FunnelQuery, FunnelResult, funnel};

@@ -13,6 +13,7 @@
 mod commands;
 mod config;
 mod demo;
+mod report;
 
 use std::path::PathBuf;
 
@@ -90,6 +91,11 @@ enum Command {
     },
     /// Generate a realistic demo data set and serve it. 生成演示数据并启动服务
     Demo(demo::DemoArgs),
+    /// Analyses: funnel, retention, lifecycle (tables, or --json). 分析报告
+    Report {
+        #[command(subcommand)]
+        report: report::Report,
+    },
 }
 
 #[derive(Subcommand, Debug)]
@@ -171,6 +177,7 @@ fn main() -> std::process::ExitCode {
         } => commands::export(config, what, &project, format, &out),
         Command::Warnings { project, limit } => commands::warnings(config, &project, limit),
         Command::Demo(args) => demo::run(config, args),
+        Command::Report { report } => report::run(config, report),
     };
     match result {
         Ok(code) => code,

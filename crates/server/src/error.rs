@@ -10,6 +10,9 @@
 //! | `project_exists` | 409 | creating a project whose name is taken |
 //! | `invalid_name` | 400 | a project name breaking the naming rule |
 //! | `storage_unavailable`, `shutting_down` | 503 | not acknowledged as durable; retry (`Retry-After`; retries are deduplicated) |
+//! | `invalid_parameter` | 400 | an analysis parameter is wrong (`field` names it) |
+//! | `invalid_json` | 400 | an analysis request body is not the expected JSON |
+//! | `unknown_analysis` | 404 | `/api/projects/{name}/analyses/{kind}` with an unknown kind |
 //! | `internal` | 500 | a bug or a damaged file; details only in the server log |
 
 use axum::Json;
@@ -82,6 +85,20 @@ impl From<StoreError> for ApiError {
                 tracing::error!(error = %e, "internal error");
                 ApiError::new(500, "internal", "internal error; see the server log")
             }
+        }
+    }
+}
+
+impl From<lodestar_analytics::AnalyticsError> for ApiError {
+    fn from(e: lodestar_analytics::AnalyticsError) -> ApiError {
+        match e {
+            lodestar_analytics::AnalyticsError::Invalid { field, message } => ApiError {
+                status: 400,
+                code: "invalid_parameter".to_string(),
+                message,
+                field: Some(field),
+            },
+            lodestar_analytics::AnalyticsError::Store(e) => e.into(),
         }
     }
 }

@@ -317,6 +317,63 @@ pub(crate) async fn warnings(
     Ok(Json(json!({"warnings": rows})).into_response())
 }
 
+/// `POST /api/projects/{name}/analyses/{funnel|retention|lifecycle}` with the analysis's
+/// parameters as a JSON body (see `lodestar_analytics::spec`).
+pub(crate) async fn analysis(
+    State(state): State<Arc<AppState>>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    Path((name, kind)): Path<(String, String)>,
+    headers: HeaderMap,
+    body: bytes::Bytes,
+) -> Result<Response, ApiError> {
+    check_admin(&state, &headers, peer)?;
+    let project = state.store.project(&name)?;
+    let threads = state.analysis_threads;
+    let store = state.store.clone();
+    let run = move || -> Result<serde_json::Value, ApiError> {
+        let bad_json = |e: serde_json::Error| {
+            ApiError::new(400, "invalid_json", format!("the {kind} parameters: {e}"))
+        };
+        let snapshot = store.snapshot(project.id)?;
+        let source = lodestar_analytics::SnapshotSource::new(&snapshot);
+        let value = match kind.as_str() {
+            "funnel" => {
+                let spec: lodestar_analytics::spec::FunnelSpec =
+                    serde_json::from_slice(&body).map_err(bad_json)?;
+                json!(lodestar_analytics::funnel(&source, &spec.query(threads)?)?)
+            }
+            "retention" => {
+                let spec: lodestar_analytics::spec::RetentionSpec =
+                    serde_json::from_slice(&body).map_err(bad_json)?;
+                json!(lodestar_analytics::retention(
+                    &source,
+                    &spec.query(threads)?
+                )?)
+            }
+            "lifecycle" => {
+                let spec: lodestar_analytics::spec::LifecycleSpec =
+                    serde_json::from_slice(&body).map_err(bad_json)?;
+                json!(lodestar_analytics::lifecycle(
+                    &source,
+                    &spec.query(threads)?
+                )?)
+            }
+            _ => {
+                return Err(ApiError::new(
+                    404,
+                    "unknown_analysis",
+                    format!("no analysis {kind:?}; there are funnel, retention, lifecycle"),
+                ));
+            }
+        };
+        Ok(value)
+    };
+    let value = tokio::task::spawn_blocking(run)
+        .await
+        .map_err(|e| ApiError::new(500, "internal", format!("analysis failed: {e}")))??;
+    Ok(Json(value).into_response())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -87,6 +87,8 @@ pub struct AppState {
     pub(crate) admin_token: Option<String>,
     pub(crate) metrics: HttpMetrics,
     pub(crate) in_flight: tokio::sync::Semaphore,
+    /// Threads one analysis uses.
+    pub(crate) analysis_threads: usize,
 }
 
 impl AppState {
@@ -99,6 +101,7 @@ impl AppState {
             admin_token: config.admin_token.clone(),
             metrics: HttpMetrics::default(),
             in_flight: tokio::sync::Semaphore::new(config.max_in_flight.max(1)),
+            analysis_threads: std::thread::available_parallelism().map_or(2, |n| n.get()),
         })
     }
 }
@@ -114,6 +117,10 @@ pub fn router(state: Arc<AppState>) -> Router {
             post(handlers::create_project).get(handlers::list_projects),
         )
         .route("/api/projects/{name}/warnings", get(handlers::warnings))
+        .route(
+            "/api/projects/{name}/analyses/{kind}",
+            post(handlers::analysis),
+        )
         .with_state(state)
 }
 

@@ -220,3 +220,76 @@ async fn errors_carry_status_code_and_field() {
     let (status, _) = call(&app, post("/v1/track", None, body), "127.0.0.1:1").await;
     assert_eq!(status, StatusCode::OK);
 }
+
+/// Posts an analysis request for project `shop` from loopback.
+async fn analyse(app: &axum::Router, kind: &str, body: impl Into<Body>) -> (StatusCode, Value) {
+    let path = format!("/api/projects/shop/analyses/{kind}");
+    call(app, post(&path, None, body), "127.0.0.1:1").await
+}
+
+#[tokio::test]
+async fn analyses_answer_json_and_name_bad_fields() {
+    let dir = tempfile::tempdir().unwrap();
+    let app = app(dir.path(), None);
+    let (_, created) = call(
+        &app,
+        post(
+            "/api/admin/projects",
+            None,
+            json!({"name": "shop"}).to_string(),
+        ),
+        "127.0.0.1:1",
+    )
+    .await;
+    let key = created["write_key"].as_str().unwrap().to_string();
+    // u1 views then buys within a day; u2 only views (before the test clock's now, so the
+    // times are kept as sent).
+    let batch = json!({"batch": [
+        {"type": "track", "userId": "u1", "event": "view", "messageId": "a", "timestamp": "2025-09-01T02:00:00Z"},
+        {"type": "track", "userId": "u1", "event": "buy", "messageId": "b", "timestamp": "2025-09-01T20:00:00Z"},
+        {"type": "track", "userId": "u2", "event": "view", "messageId": "c", "timestamp": "2025-09-02T02:00:00Z"},
+        {"type": "track", "userId": "u2", "event": "view", "messageId": "d", "timestamp": "2025-09-09T02:00:00Z"}
+    ]});
+    let (status, _) = call(
+        &app,
+        post("/v1/batch", Some(&basic(&key)), batch.to_string()),
+        "127.0.0.1:1",
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK);
+    let funnel = json!({"steps": ["view", "buy"], "window": "1d", "date_from": "2025-09-01",
+        "date_to": "2025-09-30", "timezone": "Asia/Shanghai", "dropped_at": 1});
+    let (status, f) = analyse(&app, "funnel", funnel.to_string()).await;
+    assert_eq!(status, StatusCode::OK, "{f}");
+    assert_eq!(f["steps"][0]["persons"], 2);
+    assert_eq!(f["steps"][1]["persons"], 1);
+    assert_eq!(f["dropped_persons"].as_array().unwrap().len(), 1);
+    let retention = json!({"start_event": "view", "interval": "week", "periods": 2,
+        "date_from": "2025-09-01", "date_to": "2025-09-07", "timezone": "Asia/Shanghai"});
+    let (status, r) = analyse(&app, "retention", retention.to_string()).await;
+    assert_eq!(status, StatusCode::OK, "{r}");
+    // Week of 2025-09-01 (Shanghai): u1 and u2 start; u2 comes back the next week.
+    assert_eq!(r["cohorts"][0]["values"], json!([2, 1, 0]));
+    let lifecycle = json!({"interval": "week", "date_from": "2025-09-01", "date_to": "2025-09-15"});
+    let (status, l) = analyse(&app, "lifecycle", lifecycle.to_string()).await;
+    assert_eq!(status, StatusCode::OK, "{l}");
+    assert_eq!(l["periods"].as_array().unwrap().len(), 3);
+
+    let bad = json!({"steps": ["view", "buy"], "window": "7y", "date_from": "2026-03-01", "date_to": "2026-03-31"});
+    let (status, e) = analyse(&app, "funnel", bad.to_string()).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    assert_eq!(
+        (e["code"].as_str(), e["field"].as_str()),
+        (Some("invalid_parameter"), Some("window"))
+    );
+    let (status, e) = analyse(&app, "funnel", "{\"steps\": 3}").await;
+    assert_eq!(
+        (status, e["code"].as_str()),
+        (StatusCode::BAD_REQUEST, Some("invalid_json"))
+    );
+    let (status, e) = analyse(&app, "astrology", "{}").await;
+    assert_eq!(
+        (status, e["code"].as_str()),
+        (StatusCode::NOT_FOUND, Some("unknown_analysis"))
+    );
+}

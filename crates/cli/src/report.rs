@@ -1,0 +1,272 @@
+//! `lodestar report …`: the analyses on the command line, as readable tables or as JSON
+//! (`--json`, the same document the HTTP API answers).
+
+use std::process::ExitCode;
+
+use anyhow::Context;
+use lodestar_analytics::spec::{FunnelSpec, LifecycleSpec, RetentionSpec};
+use lodestar_analytics::{
+    FunnelOrder, FunnelResult, LifecycleResult, RetentionResult, SnapshotSource,
+    retention::RetentionKind,
+};
+use lodestar_store::EventStore;
+
+use crate::commands::open_store;
+use crate::config::Config;
+
+/// Options every report takes.
+#[derive(clap::Args, Debug, Clone)]
+pub struct Common {
+    /// Project. 项目
+    #[arg(long)]
+    pub project: String,
+    /// First date (YYYY-MM-DD). 开始日期
+    #[arg(long)]
+    pub from: String,
+    /// Last date, included. 结束日期（含）
+    #[arg(long)]
+    pub to: String,
+    /// IANA time zone, e.g. Asia/Shanghai. 时区 [default: UTC]
+    #[arg(long)]
+    pub tz: Option<String>,
+    /// Print JSON instead of a table. 输出 JSON
+    #[arg(long)]
+    pub json: bool,
+    /// Threads. 线程数 [default: all cores]
+    #[arg(long)]
+    pub threads: Option<usize>,
+}
+
+/// Which report.
+#[derive(clap::Subcommand, Debug)]
+pub enum Report {
+    /// Funnel: persons through ordered steps within a window. 漏斗分析
+    Funnel {
+        #[command(flatten)]
+        common: Common,
+        /// Step events, comma-separated. 步骤事件（逗号分隔）
+        #[arg(long, value_delimiter = ',', required = true)]
+        steps: Vec<String>,
+        /// Conversion window (30m, 24h, 7d, 2w). 转化窗口 [default: 14d]
+        #[arg(long)]
+        window: Option<String>,
+        /// ordered, strict or any. 步骤顺序 [default: ordered]
+        #[arg(long)]
+        order: Option<String>,
+    },
+    /// Cohort retention. 留存分析
+    Retention {
+        #[command(flatten)]
+        common: Common,
+        /// Event that puts a person in a cohort. 起始事件
+        #[arg(long)]
+        start_event: String,
+        /// Event that counts as a return [default: the start event]. 回访事件
+        #[arg(long)]
+        return_event: Option<String>,
+        /// day, week or month. 周期 [default: week]
+        #[arg(long)]
+        interval: Option<String>,
+        /// Periods after each cohort. 周期数 [default: 8]
+        #[arg(long)]
+        periods: Option<usize>,
+        /// Every period with the start event is a cohort entry (else the first time only). 循环留存
+        #[arg(long)]
+        recurring: bool,
+        /// Count "on or after" instead of "on". 累计（当期或之后）
+        #[arg(long)]
+        cumulative: bool,
+    },
+    /// New / returning / resurrecting / dormant persons per period. 用户生命周期（新增/留存/回流/沉睡）
+    Lifecycle {
+        #[command(flatten)]
+        common: Common,
+        /// Event that counts as activity [default: any]. 活跃事件
+        #[arg(long)]
+        event: Option<String>,
+        /// day, week or month. 周期 [default: week]
+        #[arg(long)]
+        interval: Option<String>,
+    },
+}
+
+/// Runs a report.
+pub fn run(config: Config, report: Report) -> anyhow::Result<ExitCode> {
+    let common = match &report {
+        Report::Funnel { common, .. }
+        | Report::Retention { common, .. }
+        | Report::Lifecycle { common, .. } => common.clone(),
+    };
+    let threads = common
+        .threads
+        .unwrap_or_else(|| std::thread::available_parallelism().map_or(2, |n| n.get()));
+    let store = open_store(&config)?;
+    let project = store.project(&common.project)?;
+    let snapshot = store.snapshot(project.id)?;
+    let source = SnapshotSource::new(&snapshot);
+    let (from, to, tz) = (common.from.clone(), common.to.clone(), common.tz.clone());
+    match report {
+        Report::Funnel {
+            steps,
+            window,
+            order,
+            ..
+        } => {
+            let order = match order.as_deref() {
+                None | Some("ordered") => FunnelOrder::Ordered,
+                Some("strict") => FunnelOrder::Strict,
+                Some("any") => FunnelOrder::Any,
+                Some(other) => {
+                    anyhow::bail!("--order: {other:?} is not one of ordered, strict, any")
+                }
+            };
+            let spec = FunnelSpec {
+                steps,
+                order: Some(order),
+                window,
+                dropped_at: None,
+                date_from: from,
+                date_to: to,
+                timezone: tz,
+            };
+            let result = lodestar_analytics::funnel(&source, &spec.query(threads)?)?;
+            print(common.json, &result, print_funnel)
+        }
+        Report::Retention {
+            start_event,
+            return_event,
+            interval,
+            periods,
+            recurring,
+            cumulative,
+            ..
+        } => {
+            let spec = RetentionSpec {
+                start_event,
+                return_event,
+                kind: Some(if recurring {
+                    RetentionKind::Recurring
+                } else {
+                    RetentionKind::FirstTime
+                }),
+                interval,
+                periods,
+                cumulative: Some(cumulative),
+                date_from: from,
+                date_to: to,
+                timezone: tz,
+            };
+            let result = lodestar_analytics::retention(&source, &spec.query(threads)?)?;
+            print(common.json, &result, print_retention)
+        }
+        Report::Lifecycle {
+            event, interval, ..
+        } => {
+            let spec = LifecycleSpec {
+                event,
+                interval,
+                date_from: from,
+                date_to: to,
+                timezone: tz,
+            };
+            let result = lodestar_analytics::lifecycle(&source, &spec.query(threads)?)?;
+            print(common.json, &result, print_lifecycle)
+        }
+    }
+}
+
+#[allow(clippy::print_stdout, reason = "the command's output")]
+fn print<T: serde::Serialize>(json: bool, value: &T, table: fn(&T)) -> anyhow::Result<ExitCode> {
+    if json {
+        println!(
+            "{}",
+            serde_json::to_string_pretty(value).context("encoding the report")?
+        );
+    } else {
+        table(value);
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn pct(x: f64) -> String {
+    format!("{:.1}%", x * 100.0)
+}
+
+#[allow(clippy::print_stdout, reason = "the command's output")]
+fn print_funnel(r: &FunnelResult) {
+    println!(
+        "{:<4} {:<28} {:>10} {:>10} {:>10} {:>10}",
+        "step", "event 事件", "persons", "of first", "of prev", "dropped"
+    );
+    for (i, s) in r.steps.iter().enumerate() {
+        println!(
+            "{:<4} {:<28} {:>10} {:>10} {:>10} {:>10}",
+            i + 1,
+            s.event,
+            s.persons,
+            pct(s.conversion_from_first),
+            pct(s.conversion_from_previous),
+            s.dropped
+        );
+    }
+    if let Some(t) = &r.time_to_convert
+        && t.persons > 0
+    {
+        println!(
+            "time to convert 转化用时: median {}, mean {}, p90 {} ({} persons)",
+            human(t.median_ms as f64),
+            human(t.mean_ms),
+            human(t.p90_ms as f64),
+            t.persons
+        );
+    }
+}
+
+fn human(ms: f64) -> String {
+    let s = ms / 1000.0;
+    if s < 120.0 {
+        format!("{s:.0}s")
+    } else if s < 7200.0 {
+        format!("{:.1}m", s / 60.0)
+    } else if s < 172_800.0 {
+        format!("{:.1}h", s / 3600.0)
+    } else {
+        format!("{:.1}d", s / 86_400.0)
+    }
+}
+
+#[allow(clippy::print_stdout, reason = "the command's output")]
+fn print_retention(r: &RetentionResult) {
+    let n = r.cohorts.first().map_or(0, |c| c.values.len());
+    let mut head = format!("{:<12} {:>9}", "cohort 批次", "persons");
+    for k in 1..n {
+        head.push_str(&format!(" {:>7}", format!("+{k}")));
+    }
+    println!("{head}");
+    for c in &r.cohorts {
+        let mut line = format!("{:<12} {:>9}", c.date, c.values[0]);
+        for v in &c.values[1..] {
+            let share = if c.values[0] == 0 {
+                0.0
+            } else {
+                *v as f64 / c.values[0] as f64
+            };
+            line.push_str(&format!(" {:>7}", pct(share)));
+        }
+        println!("{line}");
+    }
+}
+
+#[allow(clippy::print_stdout, reason = "the command's output")]
+fn print_lifecycle(r: &LifecycleResult) {
+    println!(
+        "{:<12} {:>10} {:>10} {:>13} {:>10}",
+        "period 周期", "new 新增", "returning", "resurrecting", "dormant"
+    );
+    for p in &r.periods {
+        println!(
+            "{:<12} {:>10} {:>10} {:>13} {:>10}",
+            p.date, p.new, p.returning, p.resurrecting, p.dormant
+        );
+    }
+}
