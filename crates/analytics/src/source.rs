@@ -15,7 +15,8 @@ use std::collections::HashMap;
 use lodestar_core::PersonId;
 use lodestar_store::{Run, RunOffsets, Snapshot};
 
-/// One person's events, in time order (ties in the order they were written).
+/// One person's events, in time order; events with equal times in the order they were
+/// written (write sequence).
 #[derive(Debug, Clone, Copy)]
 pub struct Events<'a> {
     /// Event time per event (ms since the Unix epoch, UTC).
@@ -115,8 +116,9 @@ impl PersonSource for VecSource {
 pub struct SnapshotSource<'a> {
     snapshot: &'a Snapshot,
     runs: Vec<Run<'a>>,
-    /// Rows of persons merged into another, gathered under the canonical person.
-    extra: HashMap<u64, Vec<(i64, u32)>>,
+    /// Rows (time, seq, name) of persons merged into another, gathered under the canonical
+    /// person.
+    extra: HashMap<u64, Vec<(i64, u64, u32)>>,
     /// One past the largest person id stored or canonical.
     person_end: u64,
 }
@@ -134,17 +136,17 @@ impl<'a> SnapshotSource<'a> {
     /// Reads `snapshot`.
     pub fn new(snapshot: &'a Snapshot) -> SnapshotSource<'a> {
         let runs = snapshot.runs();
-        let mut extra: HashMap<u64, Vec<(i64, u32)>> = HashMap::new();
+        let mut extra: HashMap<u64, Vec<(i64, u64, u32)>> = HashMap::new();
         for (&from, &to) in snapshot.merged_persons() {
             for run in &runs {
                 if let Some((start, end)) = person_rows(run, from) {
                     let rows = extra.entry(to).or_default();
-                    rows.extend((start..end).map(|i| (run.ts[i], run.names[i])));
+                    rows.extend((start..end).map(|i| (run.ts[i], run.seqs[i], run.names[i])));
                 }
             }
         }
         for rows in extra.values_mut() {
-            rows.sort_by_key(|r| r.0);
+            rows.sort_unstable();
         }
         let mut person_end = extra.keys().max().map_or(0, |p| p + 1);
         for run in &runs {
@@ -235,7 +237,7 @@ impl PersonSource for SnapshotSource<'_> {
         let mut ts: Vec<i64> = Vec::new();
         let mut names: Vec<u32> = Vec::new();
         let mut emitted_extra: Vec<u64> = Vec::new();
-        let mut rows: Vec<(i64, u32)> = Vec::new();
+        let mut rows: Vec<(i64, u64, u32)> = Vec::new();
         while let Some(person) = cursors.iter().filter_map(|c| c.peek()).min() {
             if person >= hi {
                 break;
@@ -272,15 +274,15 @@ impl PersonSource for SnapshotSource<'_> {
             rows.clear();
             for &(r, s, e) in &slices {
                 let run = &self.runs[r];
-                rows.extend((s..e).map(|i| (run.ts[i], run.names[i])));
+                rows.extend((s..e).map(|i| (run.ts[i], run.seqs[i], run.names[i])));
             }
             if let Some(extra) = extra {
                 rows.extend_from_slice(extra);
             }
-            // Stable: equal times keep run order (parts in manifest order, then the tail).
-            rows.sort_by_key(|r| r.0);
+            // Equal times in write order, as within a run.
+            rows.sort_unstable();
             ts.extend(rows.iter().map(|r| r.0));
-            names.extend(rows.iter().map(|r| r.1));
+            names.extend(rows.iter().map(|r| r.2));
             f(
                 PersonId(person),
                 Events {
@@ -291,7 +293,7 @@ impl PersonSource for SnapshotSource<'_> {
         }
         // Canonical persons whose every event is stored under merged ids.
         emitted_extra.sort_unstable();
-        let mut rest: Vec<(&u64, &Vec<(i64, u32)>)> = self
+        let mut rest: Vec<(&u64, &Vec<(i64, u64, u32)>)> = self
             .extra
             .iter()
             .filter(|(p, _)| **p >= lo && **p < hi && emitted_extra.binary_search(p).is_err())
@@ -301,7 +303,7 @@ impl PersonSource for SnapshotSource<'_> {
             ts.clear();
             names.clear();
             ts.extend(rows.iter().map(|r| r.0));
-            names.extend(rows.iter().map(|r| r.1));
+            names.extend(rows.iter().map(|r| r.2));
             f(
                 PersonId(*p),
                 Events {

@@ -60,25 +60,30 @@ proptest! {
         let snapshot = store.snapshot(p.id).unwrap();
         let source = SnapshotSource::new(&snapshot);
         // The same events, by canonical person, from the decoded messages.
-        let mut rows: Vec<(u64, i64, String)> = Vec::new();
-        snapshot.for_each_message(|person, _, m| {
-            rows.push((person.0, m.timestamp.millis(), m.event.clone().unwrap()));
+        let mut rows: Vec<(u64, i64, u64, String)> = Vec::new();
+        snapshot.for_each_message(|person, seq, m| {
+            rows.push((person.0, m.timestamp.millis(), seq, m.event.clone().unwrap()));
             Ok(())
         }).unwrap();
-        rows.sort_by_key(|r| (r.0, r.1));
-        let naive = VecSource::new(rows.iter().map(|(p, t, n)| (*p, *t, n.as_str())));
+        // Equal times in write order.
+        rows.sort_by_key(|r| (r.0, r.1, r.2));
+        let naive = VecSource::new(rows.iter().map(|(p, t, _, n)| (*p, *t, n.as_str())));
         let mut seen = Vec::new();
         for shard in 0..threads {
             source.for_each_person(shard, threads, &mut |person, ev| {
-                seen.push((person.0, ev.ts.to_vec()));
+                seen.push((person.0, ev.ts.to_vec(), ev.names.to_vec()));
             });
         }
         seen.sort();
-        let mut want: Vec<(u64, Vec<i64>)> = Vec::new();
-        for (person, t, _) in &rows {
+        let name_id = |n: &str| snapshot.name_id(n).unwrap();
+        let mut want: Vec<(u64, Vec<i64>, Vec<u32>)> = Vec::new();
+        for (person, t, _, n) in &rows {
             match want.last_mut() {
-                Some((p, ts)) if p == person => ts.push(*t),
-                _ => want.push((*person, vec![*t])),
+                Some((p, ts, names)) if p == person => {
+                    ts.push(*t);
+                    names.push(name_id(n));
+                }
+                _ => want.push((*person, vec![*t], vec![name_id(n)])),
             }
         }
         prop_assert_eq!(&seen, &want);

@@ -77,6 +77,8 @@ pub struct Run<'a> {
     pub names: &'a [u32],
     /// Kind code per row.
     pub kinds: &'a [u8],
+    /// Write sequence number per row (orders events with equal times).
+    pub seqs: &'a [u64],
 }
 
 /// Person row ranges of a run: parts store them, the tail has one person per row.
@@ -183,6 +185,7 @@ impl Snapshot {
                 ts: p.ts(),
                 names: p.names(),
                 kinds: p.kinds(),
+                seqs: p.seqs(),
             })
             .collect();
         if !self.tail.is_empty() {
@@ -192,6 +195,7 @@ impl Snapshot {
                 ts: &self.tail.ts,
                 names: &self.tail.names,
                 kinds: &self.tail.kinds,
+                seqs: &self.tail.seqs,
             });
         }
         runs
