@@ -112,13 +112,16 @@ impl PersonSource for VecSource {
     }
 }
 
+/// An event as the snapshot reader sorts it: (time, write sequence, name id).
+type Row = (i64, u64, u32);
+
 /// The events of a store snapshot, per canonical person.
 pub struct SnapshotSource<'a> {
     snapshot: &'a Snapshot,
     runs: Vec<Run<'a>>,
     /// Rows (time, seq, name) of persons merged into another, gathered under the canonical
     /// person.
-    extra: HashMap<u64, Vec<(i64, u64, u32)>>,
+    extra: HashMap<u64, Vec<Row>>,
     /// One past the largest person id stored or canonical.
     person_end: u64,
 }
@@ -136,7 +139,7 @@ impl<'a> SnapshotSource<'a> {
     /// Reads `snapshot`.
     pub fn new(snapshot: &'a Snapshot) -> SnapshotSource<'a> {
         let runs = snapshot.runs();
-        let mut extra: HashMap<u64, Vec<(i64, u64, u32)>> = HashMap::new();
+        let mut extra: HashMap<u64, Vec<Row>> = HashMap::new();
         for (&from, &to) in snapshot.merged_persons() {
             for run in &runs {
                 if let Some((start, end)) = person_rows(run, from) {
@@ -237,7 +240,7 @@ impl PersonSource for SnapshotSource<'_> {
         let mut ts: Vec<i64> = Vec::new();
         let mut names: Vec<u32> = Vec::new();
         let mut emitted_extra: Vec<u64> = Vec::new();
-        let mut rows: Vec<(i64, u64, u32)> = Vec::new();
+        let mut rows: Vec<Row> = Vec::new();
         while let Some(person) = cursors.iter().filter_map(|c| c.peek()).min() {
             if person >= hi {
                 break;
@@ -293,7 +296,7 @@ impl PersonSource for SnapshotSource<'_> {
         }
         // Canonical persons whose every event is stored under merged ids.
         emitted_extra.sort_unstable();
-        let mut rest: Vec<(&u64, &Vec<(i64, u64, u32)>)> = self
+        let mut rest: Vec<(&u64, &Vec<Row>)> = self
             .extra
             .iter()
             .filter(|(p, _)| **p >= lo && **p < hi && emitted_extra.binary_search(p).is_err())
