@@ -166,6 +166,33 @@ impl<'a> SnapshotSource<'a> {
     }
 }
 
+impl SnapshotSource<'_> {
+    /// When a person's slices (run, start, end) follow each other in (time, seq) order —
+    /// the usual case, as parts hold successive stretches of time — appends them in that
+    /// order and returns true; else leaves the buffers empty and returns false.
+    fn concatenate(
+        &self,
+        slices: &mut [(usize, usize, usize)],
+        ts: &mut Vec<i64>,
+        names: &mut Vec<u32>,
+    ) -> bool {
+        let key = |&(r, i): &(usize, usize)| (self.runs[r].ts[i], self.runs[r].seqs[i]);
+        slices.sort_unstable_by_key(|&(r, s, _)| key(&(r, s)));
+        for w in slices.windows(2) {
+            let (r0, _, e0) = w[0];
+            let (r1, s1, _) = w[1];
+            if key(&(r0, e0 - 1)) > key(&(r1, s1)) {
+                return false;
+            }
+        }
+        for &(r, s, e) in slices.iter() {
+            ts.extend_from_slice(&self.runs[r].ts[s..e]);
+            names.extend_from_slice(&self.runs[r].names[s..e]);
+        }
+        true
+    }
+}
+
 /// The rows of stored person `person` in `run`, if any.
 fn person_rows(run: &Run<'_>, person: u64) -> Option<(usize, usize)> {
     let i = run.person_ids.partition_point(|&p| p < person);
@@ -274,6 +301,16 @@ impl PersonSource for SnapshotSource<'_> {
             }
             ts.clear();
             names.clear();
+            if extra.is_none() && self.concatenate(&mut slices, &mut ts, &mut names) {
+                f(
+                    PersonId(person),
+                    Events {
+                        ts: &ts,
+                        names: &names,
+                    },
+                );
+                continue;
+            }
             rows.clear();
             for &(r, s, e) in &slices {
                 let run = &self.runs[r];

@@ -1,0 +1,111 @@
+//! Times the analysis kernels on a store through the same reader the server uses: a 3-step
+//! funnel with a 7-day window, 12-week retention, and the weekly lifecycle, with 1 and 2
+//! threads. The figures go to `docs/benchmarks.md`; the side-by-side with DuckDB and chDB
+//! is `bench/analytics.sh`.
+//!
+//! usage: analyses DATA_DIR [PROJECT=bench] [RUNS=5] [FROM=2025-01-01] [TO=2025-12-31]
+
+#![allow(
+    clippy::print_stdout,
+    clippy::print_stderr,
+    reason = "a benchmark prints its figures"
+)]
+
+use std::sync::Arc;
+
+use lodestar_analytics::spec::{FunnelSpec, LifecycleSpec, RetentionSpec};
+use lodestar_analytics::{SnapshotSource, funnel, lifecycle, retention};
+use lodestar_bench::{median, time_runs};
+use lodestar_core::SystemClock;
+use lodestar_store::{EventStore, Store, StoreConfig};
+
+fn main() -> anyhow::Result<()> {
+    let args: Vec<String> = std::env::args().collect();
+    anyhow::ensure!(
+        args.len() >= 2,
+        "usage: analyses DATA_DIR [PROJECT] [RUNS] [FROM] [TO]"
+    );
+    let project_name = args.get(2).cloned().unwrap_or_else(|| "bench".into());
+    let runs: usize = args.get(3).map(|s| s.parse()).transpose()?.unwrap_or(5);
+    let from = args.get(4).cloned().unwrap_or_else(|| "2025-01-01".into());
+    let to = args.get(5).cloned().unwrap_or_else(|| "2025-12-31".into());
+    let store = Store::open(
+        StoreConfig {
+            data_dir: args[1].clone().into(),
+            maintenance_interval_ms: 0,
+            ..StoreConfig::default()
+        },
+        Arc::new(SystemClock),
+    )?;
+    let project = store.project(&project_name)?;
+    let snapshot = store.snapshot(project.id)?;
+    let events = snapshot.events();
+    println!(
+        "store: {events} events, {} parts, {} tail rows, {} merged persons",
+        snapshot.parts().len(),
+        snapshot.tail().len(),
+        snapshot.merged_persons().len()
+    );
+    let (reader_secs, _) = time_runs(runs, || SnapshotSource::new(&snapshot));
+    println!("reader setup: median {:.3} s", median(&reader_secs));
+    let source = SnapshotSource::new(&snapshot);
+    let funnel_spec = FunnelSpec {
+        steps: vec![
+            "Product Viewed".into(),
+            "Checkout Started".into(),
+            "Order Completed".into(),
+        ],
+        order: None,
+        window: Some("7d".into()),
+        dropped_at: None,
+        date_from: from.clone(),
+        date_to: to.clone(),
+        timezone: Some("Asia/Shanghai".into()),
+    };
+    let retention_spec = RetentionSpec {
+        start_event: "Signed Up".into(),
+        return_event: Some("Order Completed".into()),
+        kind: None,
+        interval: Some("week".into()),
+        periods: Some(12),
+        cumulative: None,
+        date_from: from.clone(),
+        date_to: to.clone(),
+        timezone: Some("Asia/Shanghai".into()),
+    };
+    let lifecycle_spec = LifecycleSpec {
+        event: None,
+        interval: Some("week".into()),
+        date_from: from,
+        date_to: to,
+        timezone: Some("Asia/Shanghai".into()),
+    };
+    for threads in [1, 2] {
+        let q = funnel_spec.query(threads)?;
+        let (t, r) = time_runs(runs, || funnel(&source, &q));
+        let r = r?;
+        println!(
+            "funnel 3 steps 7d, {threads} thread(s): median {:.3} s = {:.0} M events/s; persons per step {:?}",
+            median(&t),
+            events as f64 / median(&t) / 1e6,
+            r.steps.iter().map(|s| s.persons).collect::<Vec<_>>()
+        );
+        let q = retention_spec.query(threads)?;
+        let (t, r) = time_runs(runs, || retention(&source, &q));
+        let r = r?;
+        println!(
+            "retention 12 weeks, {threads} thread(s): median {:.3} s; first cohort {:?}",
+            median(&t),
+            r.cohorts.first().map(|c| &c.values)
+        );
+        let q = lifecycle_spec.query(threads)?;
+        let (t, r) = time_runs(runs, || lifecycle(&source, &q));
+        let r = r?;
+        println!(
+            "lifecycle weekly, {threads} thread(s): median {:.3} s; {} periods",
+            median(&t),
+            r.periods.len()
+        );
+    }
+    Ok(())
+}
