@@ -13,42 +13,8 @@ use lodestar_models::bg_nbd::BgNbdParams;
 use lodestar_models::gamma_gamma::GammaGammaParams;
 use lodestar_models::{FitOptions, RfmData, SpendData};
 
-/// xorshift64* — enough randomness for a benchmark, no dependency.
-struct Rng(u64);
-
-impl Rng {
-    fn uniform(&mut self) -> f64 {
-        self.0 ^= self.0 >> 12;
-        self.0 ^= self.0 << 25;
-        self.0 ^= self.0 >> 27;
-        ((self.0.wrapping_mul(0x2545_f491_4f6c_dd1d) >> 11) as f64 + 0.5) / (1u64 << 53) as f64
-    }
-
-    fn normal(&mut self) -> f64 {
-        (-2.0 * self.uniform().ln()).sqrt() * (std::f64::consts::TAU * self.uniform()).cos()
-    }
-
-    /// Gamma(shape, rate) by Marsaglia & Tsang (with the boost for shape < 1).
-    fn gamma(&mut self, shape: f64, rate: f64) -> f64 {
-        if shape < 1.0 {
-            return self.gamma(shape + 1.0, rate) * self.uniform().powf(1.0 / shape);
-        }
-        let d = shape - 1.0 / 3.0;
-        let c = 1.0 / (9.0 * d).sqrt();
-        loop {
-            let z = self.normal();
-            let v = (1.0 + c * z).powi(3);
-            if v > 0.0 && self.uniform().ln() < 0.5 * z * z + d - d * v + d * v.ln() {
-                return d * v / rate;
-            }
-        }
-    }
-
-    fn beta(&mut self, a: f64, b: f64) -> f64 {
-        let x = self.gamma(a, 1.0);
-        x / (x + self.gamma(b, 1.0))
-    }
-}
+#[path = "../tests/it/synthetic.rs"]
+mod synthetic;
 
 fn main() {
     let args: Vec<String> = std::env::args().collect();
@@ -66,45 +32,17 @@ fn main() {
         b: 2.426,
     };
     let (p, q, gamma) = (6.25, 3.74, 15.44);
-    let mut rng = Rng(0x9e37_79b9_7f4a_7c15);
-
-    let mut rows = Vec::with_capacity(n);
-    let mut spend = Vec::with_capacity(n);
-    for _ in 0..n {
-        // Cohort over a year, purchase days whole, in weeks.
-        let age_days = 1.0 + (rng.uniform() * 365.0).floor();
-        let lambda = rng.gamma(truth.r, truth.alpha) / 7.0; // per day
-        let drop = rng.beta(truth.a, truth.b);
-        let nu = rng.gamma(q, gamma);
-        let (mut t, mut x, mut last, mut total) = (0.0, 0u32, 0.0, 0.0);
-        loop {
-            t += -rng.uniform().ln() / lambda;
-            let day = t.floor();
-            if day > age_days {
-                break;
-            }
-            if day > last {
-                x += 1;
-                last = day;
-                total += rng.gamma(p, nu);
-            }
-            if rng.uniform() < drop {
-                break;
-            }
-        }
-        let mean = if x == 0 {
-            0.0
-        } else {
-            (total / f64::from(x) * 100.0).round() / 100.0
-        };
-        rows.push((
-            x,
-            if x == 0 { 0.0 } else { last / 7.0 },
-            age_days / 7.0,
-            1.0,
-        ));
-        spend.push((x, mean.max(0.01), 1.0));
-    }
+    let (rows, spend) = synthetic::simulate(
+        n,
+        0x9e37_79b9_7f4a_7c15,
+        [truth.r, truth.alpha, truth.a, truth.b],
+        [p, q, gamma],
+    );
+    // Mean spend rounded to whole cents, at least one cent.
+    let spend: Vec<_> = spend
+        .into_iter()
+        .map(|(x, mean, w)| (x, ((mean * 100.0).round() / 100.0).max(0.01), w))
+        .collect();
 
     if let Some(path) = args.get(2).filter(|a| !a.starts_with("--")) {
         let mut f = std::io::BufWriter::new(std::fs::File::create(path).expect("create csv"));

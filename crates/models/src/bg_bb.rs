@@ -165,6 +165,17 @@ pub struct FittedBgBb {
     pub report: FitReport,
 }
 
+/// What the predictions for one customer (which condition on their history) start from: x and
+/// n as numbers, the normalising constants ln B(α, β) and ln B(γ, δ), and the customer's
+/// log-likelihood ln L.
+struct CustomerTerms {
+    x: f64,
+    n: f64,
+    lb_ab: f64,
+    lb_gd: f64,
+    ll: f64,
+}
+
 impl BgBbParams {
     fn array(&self) -> [f64; 4] {
         [self.alpha, self.beta, self.gamma, self.delta]
@@ -185,6 +196,25 @@ impl BgBbParams {
     /// [`ModelError::InvalidParameter`] naming the first bad one.
     pub fn validate(&self) -> Result<(), ModelError> {
         check_positive(&["alpha", "beta", "gamma", "delta"], &self.array())
+    }
+
+    /// ln B(α, β) and ln B(γ, δ), the normalising constants of every term.
+    fn ln_norms(&self) -> (f64, f64) {
+        (
+            ln_beta(self.alpha, self.beta),
+            ln_beta(self.gamma, self.delta),
+        )
+    }
+
+    fn customer_terms(&self, o: &Opportunities) -> CustomerTerms {
+        let (lb_ab, lb_gd) = self.ln_norms();
+        CustomerTerms {
+            x: f64::from(o.frequency),
+            n: f64::from(o.periods),
+            lb_ab,
+            lb_gd,
+            ll: self.ln_terms(o, lb_ab, lb_gd).1,
+        }
     }
 
     /// ln of the "alive through n" term and of the whole likelihood, given ln B(α, β) and
@@ -217,18 +247,13 @@ impl BgBbParams {
 
     /// Log-likelihood of one customer.
     pub fn log_likelihood(&self, o: &Opportunities) -> f64 {
-        self.ln_terms(
-            o,
-            ln_beta(self.alpha, self.beta),
-            ln_beta(self.gamma, self.delta),
-        )
-        .1
+        let (lb_ab, lb_gd) = self.ln_norms();
+        self.ln_terms(o, lb_ab, lb_gd).1
     }
 
     /// Log-likelihood of all the data (weighted sum).
     pub fn log_likelihood_data(&self, data: &BgBbData) -> f64 {
-        let lb_ab = ln_beta(self.alpha, self.beta);
-        let lb_gd = ln_beta(self.gamma, self.delta);
+        let (lb_ab, lb_gd) = self.ln_norms();
         data.rows
             .iter()
             .map(|(o, w)| w * self.ln_terms(o, lb_ab, lb_gd).1)
@@ -258,19 +283,12 @@ impl BgBbParams {
     /// Probability that the customer is alive at opportunity n + `m` (m = 1: the next one):
     /// B(α+x, β+n−x)/B(α,β) · B(γ, δ+n+m)/B(γ,δ) / L.
     pub fn prob_alive(&self, o: &Opportunities, m: u32) -> f64 {
-        let Self {
-            alpha,
-            beta,
-            gamma,
-            delta,
-        } = *self;
-        let (x, n) = (f64::from(o.frequency), f64::from(o.periods));
-        let lb_ab = ln_beta(alpha, beta);
-        let lb_gd = ln_beta(gamma, delta);
-        let (_, ll) = self.ln_terms(o, lb_ab, lb_gd);
-        (ln_beta(alpha + x, beta + n - x) - lb_ab + ln_beta(gamma, delta + n + f64::from(m))
-            - lb_gd
-            - ll)
+        let c = self.customer_terms(o);
+        let (x, n) = (c.x, c.n);
+        (ln_beta(self.alpha + x, self.beta + n - x) - c.lb_ab
+            + ln_beta(self.gamma, self.delta + n + f64::from(m))
+            - c.lb_gd
+            - c.ll)
             .exp()
     }
 
@@ -281,20 +299,12 @@ impl BgBbParams {
     /// Written as a finite sum over the m opportunities, Σⱼ P(alive at n+j) · E[p | data], so it
     /// holds for every γ (including γ = 1, where the closed form has a removable singularity).
     pub fn expected_transactions(&self, o: &Opportunities, m: u32) -> f64 {
-        let Self {
-            alpha,
-            beta,
-            gamma,
-            delta,
-        } = *self;
-        let (x, n) = (f64::from(o.frequency), f64::from(o.periods));
-        let lb_ab = ln_beta(alpha, beta);
-        let lb_gd = ln_beta(gamma, delta);
-        let (_, ll) = self.ln_terms(o, lb_ab, lb_gd);
+        let c = self.customer_terms(o);
+        let (x, n) = (c.x, c.n);
         // P(alive at n + j and transact) = B(α+x+1, β+n−x)/B(α,β) · B(γ, δ+n+j)/B(γ,δ) / L.
-        let head = ln_beta(alpha + x + 1.0, beta + n - x) - lb_ab - lb_gd - ll;
+        let head = ln_beta(self.alpha + x + 1.0, self.beta + n - x) - c.lb_ab - c.lb_gd - c.ll;
         (1..=m)
-            .map(|j| (head + ln_beta(gamma, delta + n + f64::from(j))).exp())
+            .map(|j| (head + ln_beta(self.gamma, self.delta + n + f64::from(j))).exp())
             .sum()
     }
 }

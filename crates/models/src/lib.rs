@@ -13,6 +13,7 @@
 //! take horizons in that same unit. Fits are deterministic: the same data give the same
 //! parameters.
 
+mod beta_geometric;
 pub mod bg_bb;
 pub mod bg_nbd;
 pub mod clv;

@@ -10,12 +10,11 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::ModelError;
+use crate::beta_geometric::{self as family, Dropout, impl_shared_methods};
 use crate::clv::PurchaseModel;
-use crate::data::{Group, Rfm, RfmData};
-use crate::fit::{FitOptions, FitReport, check_horizon, check_positive, fit_log_params};
-use crate::par::sum_rows;
-use crate::special::{ln_gamma, ln_hyp2f1, softplus_tail};
+use crate::data::Rfm;
+use crate::fit::FitReport;
+use crate::special::ln_hyp2f1;
 
 /// MBG/NBD parameters; α is in the time unit of the data it was fitted on.
 /// Predictions assume parameters that pass [`MbgNbdParams::validate`].
@@ -42,133 +41,38 @@ pub struct FittedMbgNbd {
     pub report: FitReport,
 }
 
-impl MbgNbdParams {
-    fn array(&self) -> [f64; 4] {
-        [self.r, self.alpha, self.a, self.b]
+/// MBG/NBD's dropout opportunities: one after every purchase, the first included, x′ = x + 1.
+enum EveryPurchaseDropout {}
+
+impl Dropout for EveryPurchaseDropout {
+    fn alive_gamma_args(a: f64, b: f64, x: u32) -> (f64, f64) {
+        let x = f64::from(x);
+        (b + x + 1.0, a + b + x + 1.0)
     }
 
-    fn from_array([r, alpha, a, b]: [f64; 4]) -> Self {
-        Self { r, alpha, a, b }
+    fn dead_odds_denominator(b: f64, x: u32) -> Option<f64> {
+        Some(b + f64::from(x))
     }
 
-    /// Checks that every parameter is finite and positive.
-    ///
-    /// # Errors
-    /// [`ModelError::InvalidParameter`] naming the first bad one.
-    pub fn validate(&self) -> Result<(), ModelError> {
-        check_positive(&["r", "alpha", "a", "b"], &self.array())
-    }
-
-    /// Log-likelihood of one customer.
-    pub fn log_likelihood(&self, c: &Rfm) -> f64 {
-        let data = RfmData::from_rfm(std::slice::from_ref(c)).expect("one checked point");
-        Self::total_ll(&self.array(), &data, 1)
-    }
-
-    /// Log-likelihood of all the data (weighted sum).
-    pub fn log_likelihood_data(&self, data: &RfmData) -> f64 {
-        Self::total_ll(&self.array(), data, 1)
-    }
-
-    /// Σ w · ln L over the aggregated rows (see the BG/NBD one for the layout).
-    fn total_ll(&[r, alpha, a, b]: &[f64; 4], data: &RfmData, threads: usize) -> f64 {
-        let (lg_r, lg_b, lg_ab) = (ln_gamma(r), ln_gamma(b), ln_gamma(a + b));
-        let ln_alpha = alpha.ln();
-        let ln_a = a.ln();
-        let ln_age: Vec<f64> = data.age_values.iter().map(|t| (alpha + t).ln()).collect();
-        let ln_rec: Vec<f64> = data
-            .recency_values
-            .iter()
-            .map(|t| (alpha + t).ln())
-            .collect();
-        let rows = |g: &Group, lo: usize, hi: usize| {
-            let x = f64::from(g.x);
-            let k = r + x;
-            let base = ln_gamma(k) - lg_r + r * ln_alpha + lg_ab + ln_gamma(b + x + 1.0)
-                - lg_b
-                - ln_gamma(a + b + x + 1.0);
-            let c = ln_a - (b + x).ln();
-            let weights = &data.weight[lo..hi];
-            let ages = &data.age_index[lo..hi];
-            let recencies = &data.recency_index[lo..hi];
-            let mut sum = 0.0;
-            for ((&t, &tx), w) in ages.iter().zip(recencies).zip(weights) {
-                let a3 = -k * ln_age[t as usize];
-                let a4 = c - k * ln_rec[tx as usize];
-                let (hi, lo) = if a3 > a4 { (a3, a4) } else { (a4, a3) };
-                sum += w * (hi + softplus_tail(lo - hi));
-            }
-            sum + base * weights.iter().sum::<f64>()
-        };
-        sum_rows(&data.groups, data.weight.len(), threads, &rows)
-    }
-
-    /// Fits the model by maximum likelihood.
-    ///
-    /// # Errors
-    /// [`ModelError::AllZeroFrequency`] when nobody made a repeat purchase,
-    /// [`ModelError::NotConverged`] (unless allowed by the options).
-    pub fn fit(data: &RfmData, options: &FitOptions) -> Result<FittedMbgNbd, ModelError> {
-        data.require_repeat()?;
-        let w = data.total_weight;
-        let sub = data.subsample();
-        let mut coarse = sub
-            .as_ref()
-            .map(|d| move |p: &[f64; 4]| -Self::total_ll(p, d, options.threads) / d.total_weight);
-        let raw = fit_log_params(
-            [1.0, data.rate_start(), 1.0, 1.0],
-            w,
-            options,
-            coarse
-                .as_mut()
-                .map(|c| c as &mut dyn FnMut(&[f64; 4]) -> f64),
-            |p| -Self::total_ll(p, data, options.threads) / w,
-        )?;
-        Ok(FittedMbgNbd {
-            params: Self::from_array(raw.params),
-            std_errors: raw.std_errors.map(Self::from_array),
-            report: raw.report,
-        })
-    }
-
-    /// Probability of at least one purchase in the next `t` time units:
-    /// P(alive) · (1 − ((α + T)/(α + T + t))^(r+x)).
-    ///
-    /// # Panics
-    /// If `t` is negative or not finite.
-    pub fn prob_purchase_within(&self, c: &Rfm, t: f64) -> f64 {
-        check_horizon(t);
-        let k = self.r + f64::from(c.frequency());
-        let none_if_alive =
-            (k * ((self.alpha + c.age()).ln() - (self.alpha + c.age() + t).ln())).exp();
-        self.prob_alive(c) * (1.0 - none_if_alive)
+    fn expected_purchases_if_alive([r, _, a, b]: [f64; 4], x: f64, z: f64, ln_ratio: f64) -> f64 {
+        let ln_f = ln_hyp2f1(r + x, b + x + 1.0, a + b + x, z);
+        let bracket = -(ln_ratio + ln_f).exp_m1();
+        (a + b + x) / (a - 1.0) * bracket
     }
 }
+
+impl_shared_methods!(MbgNbdParams, FittedMbgNbd, EveryPurchaseDropout);
 
 impl PurchaseModel for MbgNbdParams {
     /// 1 / (1 + a/(b + x) · ((α + T)/(α + tₓ))^(r+x)).
     fn prob_alive(&self, c: &Rfm) -> f64 {
-        let x = f64::from(c.frequency());
-        let ln_odds = (self.a / (self.b + x)).ln()
-            + (self.r + x) * ((self.alpha + c.age()).ln() - (self.alpha + c.recency()).ln());
-        1.0 / (1.0 + ln_odds.exp())
+        family::prob_alive::<EveryPurchaseDropout>(self.array(), c)
     }
 
     /// E[Y(t) | x, tₓ, T] =
     /// (a + b + x)/(a − 1) · [1 − ((α+T)/(α+T+t))^(r+x) ₂F₁(r+x, b+x+1; a+b+x; t/(α+T+t))]
     /// · P(alive).
     fn expected_purchases(&self, c: &Rfm, t: f64) -> f64 {
-        check_horizon(t);
-        if t == 0.0 {
-            return 0.0;
-        }
-        let Self { r, alpha, a, b } = *self;
-        let x = f64::from(c.frequency());
-        let big_t = c.age();
-        let z = t / (alpha + big_t + t);
-        let ln_f = ln_hyp2f1(r + x, b + x + 1.0, a + b + x, z);
-        let ln_ratio = (r + x) * ((alpha + big_t).ln() - (alpha + big_t + t).ln());
-        let bracket = -(ln_ratio + ln_f).exp_m1();
-        (a + b + x) / (a - 1.0) * bracket * self.prob_alive(c)
+        family::expected_purchases::<EveryPurchaseDropout>(self.array(), c, t)
     }
 }

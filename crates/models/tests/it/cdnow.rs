@@ -6,11 +6,17 @@
 //! printed digit (see `rounded_csv_summary_shifts_last_digits`). BG/BB uses the donations
 //! table as published (`donations.csv`, aggregated patterns with weights).
 
-use lodestar_models::FitOptions;
-use lodestar_models::RfmData;
+use std::fmt::Debug;
+
+use lodestar_models::bg_bb::{BgBbData, BgBbParams};
 use lodestar_models::bg_nbd::BgNbdParams;
+use lodestar_models::gamma_gamma::GammaGammaParams;
+use lodestar_models::mbg_nbd::MbgNbdParams;
+use lodestar_models::pareto_nbd::ParetoNbdParams;
+use lodestar_models::{FitOptions, ModelError, RfmData, SpendData};
 
 use crate::common::*;
+use crate::synthetic::simulate;
 
 #[test]
 fn summary_matches_published_csv() {
@@ -37,120 +43,80 @@ fn summary_matches_published_csv() {
     assert_eq!(holdout, 1882);
 }
 
+/// Fits a model on `data` with the default options, prints the fit (shown when the test fails)
+/// and checks the figures that `figures` picks from it against the `published` ones, written as
+/// printed (separated by white space): each figure, rounded to as many decimals as the printed
+/// one shows, must be the printed value.
+fn assert_fit_matches_published<D, F: Debug>(
+    data: &D,
+    fit: impl FnOnce(&D, &FitOptions) -> Result<F, ModelError>,
+    published: &str,
+    figures: impl FnOnce(&F) -> Vec<f64>,
+) {
+    let fitted = fit(data, &FitOptions::default()).unwrap();
+    eprintln!("{fitted:?}");
+    let printed: Vec<&str> = published.split_whitespace().collect();
+    let figures = figures(&fitted);
+    assert_eq!(figures.len(), printed.len(), "figures to compare");
+    let ours: Vec<f64> = figures
+        .into_iter()
+        .zip(&printed)
+        .map(|(v, p)| round_to(v, p.split_once('.').map_or(0, |(_, d)| d.len() as i32)))
+        .collect();
+    let theirs: Vec<f64> = printed.iter().map(|p| p.parse().unwrap()).collect();
+    assert_eq!(ours, theirs);
+}
+
 #[test]
 fn bg_nbd_published_estimates() {
-    let data = RfmData::from_summaries(&cdnow_summaries()).unwrap();
-    let fit = BgNbdParams::fit(&data, &FitOptions::default()).unwrap();
-    let p = fit.params;
-    eprintln!("{fit:?}");
-    assert_eq!(
-        [
-            round_to(p.r, 3),
-            round_to(p.alpha, 3),
-            round_to(p.a, 3),
-            round_to(p.b, 3)
-        ],
-        [0.243, 4.414, 0.793, 2.426]
-    );
-    assert_eq!(round_to(fit.report.log_likelihood, 1), -9582.4);
+    let published = "0.243 4.414 0.793 2.426 -9582.4";
+    assert_fit_matches_published(&cdnow_rfm(), BgNbdParams::fit, published, |f| {
+        let p = f.params;
+        vec![p.r, p.alpha, p.a, p.b, f.report.log_likelihood]
+    });
 }
 
 #[test]
 fn mbg_nbd_published_estimates() {
-    use lodestar_models::mbg_nbd::MbgNbdParams;
-    let data = RfmData::from_summaries(&cdnow_summaries()).unwrap();
-    let fit = MbgNbdParams::fit(&data, &FitOptions::default()).unwrap();
-    let p = fit.params;
-    eprintln!("{fit:?}");
-    assert_eq!(
-        [
-            round_to(p.r, 3),
-            round_to(p.alpha, 3),
-            round_to(p.a, 3),
-            round_to(p.b, 3)
-        ],
-        [0.525, 6.183, 0.891, 1.614]
-    );
+    let published = "0.525 6.183 0.891 1.614";
+    assert_fit_matches_published(&cdnow_rfm(), MbgNbdParams::fit, published, |f| {
+        let p = f.params;
+        vec![p.r, p.alpha, p.a, p.b]
+    });
 }
 
 #[test]
 fn pareto_nbd_published_estimates() {
-    use lodestar_models::pareto_nbd::ParetoNbdParams;
-    let data = RfmData::from_summaries(&cdnow_summaries()).unwrap();
-    let fit = ParetoNbdParams::fit(&data, &FitOptions::default()).unwrap();
-    let p = fit.params;
-    eprintln!("{fit:?}");
-    assert_eq!(
-        [
-            round_to(p.r, 3),
-            round_to(p.alpha, 3),
-            round_to(p.s, 3),
-            round_to(p.beta, 3)
-        ],
-        [0.553, 10.578, 0.606, 11.669]
-    );
-    assert_eq!(round_to(fit.report.log_likelihood, 1), -9595.0);
+    let published = "0.553 10.578 0.606 11.669 -9595.0";
+    assert_fit_matches_published(&cdnow_rfm(), ParetoNbdParams::fit, published, |f| {
+        let p = f.params;
+        vec![p.r, p.alpha, p.s, p.beta, f.report.log_likelihood]
+    });
 }
 
 #[test]
 fn gamma_gamma_published_estimates() {
-    use lodestar_models::SpendData;
-    use lodestar_models::gamma_gamma::GammaGammaParams;
     let data = SpendData::from_summaries(&cdnow_summaries()).unwrap();
     assert_eq!(data.customers(), 946.0);
-    let fit = GammaGammaParams::fit(&data, &FitOptions::default()).unwrap();
-    let p = fit.params;
-    eprintln!("{fit:?}");
-    assert_eq!(
-        [round_to(p.p, 2), round_to(p.q, 2), round_to(p.gamma, 2)],
-        [6.25, 3.74, 15.44]
-    );
-}
-
-/// The donations data: (x, t_x, n, donors).
-pub fn donations() -> Vec<(u32, u32, u32, f64)> {
-    fixture("donations.csv")
-        .lines()
-        .skip(1)
-        .map(|l| {
-            let f: Vec<&str> = l.split(',').collect();
-            (
-                f[0].parse().unwrap(),
-                f[1].parse().unwrap(),
-                f[2].parse().unwrap(),
-                f[3].parse().unwrap(),
-            )
-        })
-        .collect()
+    assert_fit_matches_published(&data, GammaGammaParams::fit, "6.25 3.74 15.44", |f| {
+        let p = f.params;
+        vec![p.p, p.q, p.gamma]
+    });
 }
 
 #[test]
 fn bg_bb_published_estimates() {
-    use lodestar_models::bg_bb::{BgBbData, BgBbParams};
     let data = BgBbData::from_patterns(&donations()).unwrap();
     assert_eq!(data.customers(), 11_104.0);
-    let fit = BgBbParams::fit(&data, &FitOptions::default()).unwrap();
-    let p = fit.params;
-    eprintln!("{fit:?}");
-    assert_eq!(
-        [
-            round_to(p.alpha, 3),
-            round_to(p.beta, 3),
-            round_to(p.gamma, 3),
-            round_to(p.delta, 3)
-        ],
-        [1.204, 0.750, 0.657, 2.783]
-    );
-    assert_eq!(round_to(fit.report.log_likelihood, 1), -33_225.6);
+    let published = "1.204 0.750 0.657 2.783 -33225.6";
+    assert_fit_matches_published(&data, BgBbParams::fit, published, |f| {
+        let p = f.params;
+        vec![p.alpha, p.beta, p.gamma, p.delta, f.report.log_likelihood]
+    });
 }
 
 #[test]
 fn fits_refuse_data_that_cannot_support_them() {
-    use lodestar_models::SpendData;
-    use lodestar_models::bg_bb::{BgBbData, BgBbParams};
-    use lodestar_models::gamma_gamma::GammaGammaParams;
-    use lodestar_models::mbg_nbd::MbgNbdParams;
-    use lodestar_models::pareto_nbd::ParetoNbdParams;
     let opts = FitOptions::default();
     let zeros = RfmData::from_patterns(&[(0, 0.0, 10.0, 5.0), (0, 0.0, 3.0, 1.0)]).unwrap();
     assert_eq!(
@@ -206,7 +172,7 @@ fn fits_refuse_data_that_cannot_support_them() {
     );
 
     // No iterations allowed: the start is not an optimum.
-    let data = RfmData::from_summaries(&cdnow_summaries()).unwrap();
+    let data = cdnow_rfm();
     let none = FitOptions {
         max_iterations: 0,
         ..FitOptions::default()
@@ -235,7 +201,6 @@ fn fits_refuse_data_that_cannot_support_them() {
 /// why the published-estimate tests above use the raw log.
 #[test]
 fn rounded_csv_summary_shifts_last_digits() {
-    use lodestar_models::pareto_nbd::ParetoNbdParams;
     let rows: Vec<_> = cdnow_csv()
         .iter()
         .map(|&(_, x, tx, t, _)| (x, tx, t, 1.0))
@@ -255,29 +220,19 @@ fn rounded_csv_summary_shifts_last_digits() {
 /// the fits converge near the truth, and do not depend on the thread count.
 #[test]
 fn large_synthetic_data_recover_the_truth() {
-    use lodestar_models::SpendData;
-    use lodestar_models::gamma_gamma::GammaGammaParams;
     let truth = [0.243, 4.414, 0.793, 2.426];
     let (rows, spend) = simulate(150_000, 7, truth, [6.25, 3.74, 15.44]);
     let data = RfmData::from_patterns(&rows).unwrap();
     assert!(data.patterns() > 20_000, "{} patterns", data.patterns());
-    let one = BgNbdParams::fit(
-        &data,
-        &FitOptions {
-            threads: 1,
+    let fit_on = |threads| {
+        let options = FitOptions {
+            threads,
             ..FitOptions::default()
-        },
-    )
-    .unwrap();
-    let two = BgNbdParams::fit(
-        &data,
-        &FitOptions {
-            threads: 2,
-            ..FitOptions::default()
-        },
-    )
-    .unwrap();
-    assert_eq!(one, two);
+        };
+        BgNbdParams::fit(&data, &options).unwrap()
+    };
+    let one = fit_on(1);
+    assert_eq!(one, fit_on(2));
     assert!(one.report.converged, "{:?}", one.report);
     let p = one.params;
     for (got, want) in [p.r, p.alpha, p.a, p.b].into_iter().zip(truth) {

@@ -11,3 +11,4 @@ mod cdnow;
 mod common;
 mod lifetimes_reference;
 mod properties;
+mod synthetic;
