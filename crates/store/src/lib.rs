@@ -87,6 +87,8 @@ pub struct Store {
     projects: RwLock<HashMap<ProjectId, Arc<Project>>>,
     metrics: Arc<StoreMetrics>,
     stop: Arc<std::sync::atomic::AtomicBool>,
+    /// The maintenance thread, joined by [`Store::shutdown`].
+    maintenance: Mutex<Option<std::thread::JoinHandle<()>>>,
     /// Held (exclusively locked) while the store is open: one process owns a data folder.
     _lock: std::fs::File,
 }
@@ -122,6 +124,7 @@ impl Store {
             projects: RwLock::new(HashMap::new()),
             metrics: Arc::new(StoreMetrics::default()),
             stop: Arc::new(std::sync::atomic::AtomicBool::new(false)),
+            maintenance: Mutex::new(None),
             _lock: lock,
         });
         let infos = store.catalog.lock().expect("catalog lock").all();
@@ -132,10 +135,11 @@ impl Store {
             let weak = Arc::downgrade(&store);
             let stop = store.stop.clone();
             let interval = std::time::Duration::from_millis(config.maintenance_interval_ms);
-            std::thread::Builder::new()
+            let handle = std::thread::Builder::new()
                 .name("maintenance".into())
                 .spawn(move || maintenance_loop(weak, stop, interval))
                 .map_err(|e| StoreError::io(&config.data_dir, e))?;
+            *store.maintenance.lock().expect("maintenance handle lock") = Some(handle);
         }
         Ok(store)
     }
@@ -246,9 +250,20 @@ impl Store {
         Ok(dir_size(p.dir()))
     }
 
-    /// Stops background maintenance. Queued appends still complete.
+    /// Stops background maintenance, waiting for the step under way (a seal or a merge) to
+    /// finish so that no half-written part is left behind. Queued appends still complete.
     pub fn shutdown(&self) {
         self.stop.store(true, std::sync::atomic::Ordering::SeqCst);
+        let handle = self
+            .maintenance
+            .lock()
+            .expect("maintenance handle lock")
+            .take();
+        if let Some(handle) = handle
+            && handle.thread().id() != std::thread::current().id()
+        {
+            let _ = handle.join();
+        }
     }
 
     /// The current time of the store's clock.
@@ -298,6 +313,9 @@ fn maintenance_loop(
     lower_thread_priority(MAINTENANCE_NICE);
     while !stop.load(std::sync::atomic::Ordering::SeqCst) {
         std::thread::sleep(interval);
+        if stop.load(std::sync::atomic::Ordering::SeqCst) {
+            return;
+        }
         let Some(store) = store.upgrade() else { return };
         let projects: Vec<Arc<Project>> = store
             .projects
@@ -307,7 +325,7 @@ fn maintenance_loop(
             .cloned()
             .collect();
         for p in projects {
-            if let Err(e) = p.maintain() {
+            if let Err(e) = p.maintain(&stop) {
                 tracing::warn!(project = %p.info.name, error = %e, "maintenance failed; will retry");
             }
         }

@@ -433,8 +433,9 @@ impl Project {
         Ok(removed.len())
     }
 
-    /// One round of background upkeep: seal what is due, compact, prune the dedup window.
-    pub(crate) fn maintain(&self) -> Result<()> {
+    /// One round of background upkeep: seal what is due, compact, prune the dedup window;
+    /// stops between steps once `stop` is set.
+    pub(crate) fn maintain(&self, stop: &std::sync::atomic::AtomicBool) -> Result<()> {
         let now = self.clock.now();
         // The writer rolls a segment when it holds `seal_rows`; a quieter project's open
         // segment is rolled here once it is `seal_interval` old.
@@ -446,8 +447,9 @@ impl Project {
         if open_is_old {
             let _ = self.tx.send(Command::Roll { reply: None });
         }
-        while self.seal_once()? > 0 {}
-        while self.compact_once(false)? > 0 {}
+        let stopping = || stop.load(Ordering::SeqCst);
+        while !stopping() && self.seal_once()? > 0 {}
+        while !stopping() && self.compact_once(false)? > 0 {}
         // Copy committed WAL pages into the database file here rather than in the writer.
         let conn = Connection::open(&self.db_path)?;
         conn.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |_| Ok(()))?;
