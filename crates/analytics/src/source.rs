@@ -140,12 +140,26 @@ impl<'a> SnapshotSource<'a> {
     pub fn new(snapshot: &'a Snapshot) -> SnapshotSource<'a> {
         let runs = snapshot.runs();
         let mut extra: HashMap<u64, Vec<Row>> = HashMap::new();
-        for (&from, &to) in snapshot.merged_persons() {
-            for run in &runs {
-                if let Some((start, end)) = person_rows(run, from) {
-                    let rows = extra.entry(to).or_default();
-                    rows.extend((start..end).map(|i| (run.ts[i], run.seqs[i], run.names[i])));
+        let merged = snapshot.merged_persons();
+        let mut from: Vec<u64> = merged.keys().copied().collect();
+        from.sort_unstable();
+        for run in &runs {
+            // One sequential walk of the run's persons against the sorted merged ids.
+            let mut cursor = Cursor { run, at: 0 };
+            let mut next = 0usize;
+            while let (Some(p), Some(&want)) = (cursor.peek(), from.get(next)) {
+                if p < want {
+                    cursor.at += gallop(&run.person_ids[cursor.at..], want);
+                    continue;
                 }
+                if p > want {
+                    next += gallop(&from[next..], p);
+                    continue;
+                }
+                let (start, end) = cursor.take();
+                let rows = extra.entry(merged[&want]).or_default();
+                rows.extend((start..end).map(|i| (run.ts[i], run.seqs[i], run.names[i])));
+                next += 1;
             }
         }
         for rows in extra.values_mut() {
@@ -193,19 +207,16 @@ impl SnapshotSource<'_> {
     }
 }
 
-/// The rows of stored person `person` in `run`, if any.
-fn person_rows(run: &Run<'_>, person: u64) -> Option<(usize, usize)> {
-    let i = run.person_ids.partition_point(|&p| p < person);
-    if run.person_ids.get(i) != Some(&person) {
-        return None;
+/// How many leading items of sorted `v` are below `x`: exponential then binary search, so a
+/// short skip costs a few steps near the start.
+fn gallop(v: &[u64], x: u64) -> usize {
+    let mut hi = 1;
+    while hi < v.len() && v[hi] < x {
+        hi *= 2;
     }
-    match run.person_offsets {
-        RunOffsets::Ranges(offsets) => Some((offsets[i] as usize, offsets[i + 1] as usize)),
-        RunOffsets::PerRow => {
-            let end = run.person_ids.partition_point(|&p| p <= person);
-            Some((i, end))
-        }
-    }
+    let lo = hi / 2;
+    let hi = hi.min(v.len());
+    lo + v[lo..hi].partition_point(|&q| q < x)
 }
 
 /// A position in one run: the next person block at or after a person id.

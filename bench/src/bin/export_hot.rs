@@ -1,0 +1,65 @@
+//! Writes the hot columns of a project's events — canonical person, time (ms), event name,
+//! write order — as CSV, through the same reader the analyses use, for loading the same
+//! data into DuckDB and chDB in `bench/analytics.sh`.
+//!
+//! usage: export_hot DATA_DIR PROJECT OUT.csv
+
+#![allow(
+    clippy::print_stdout,
+    clippy::print_stderr,
+    reason = "a benchmark prints its figures"
+)]
+
+use std::io::Write;
+use std::sync::Arc;
+
+use lodestar_analytics::{PersonSource, SnapshotSource};
+use lodestar_core::SystemClock;
+use lodestar_store::{EventStore, Store, StoreConfig};
+
+fn main() -> anyhow::Result<()> {
+    let args: Vec<String> = std::env::args().collect();
+    anyhow::ensure!(
+        args.len() == 4,
+        "usage: export_hot DATA_DIR PROJECT OUT.csv"
+    );
+    let store = Store::open(
+        StoreConfig {
+            data_dir: args[1].clone().into(),
+            maintenance_interval_ms: 0,
+            ..StoreConfig::default()
+        },
+        Arc::new(SystemClock),
+    )?;
+    let project = store.project(&args[2])?;
+    let snapshot = store.snapshot(project.id)?;
+    let source = SnapshotSource::new(&snapshot);
+    let names: Vec<String> = source
+        .names()
+        .iter()
+        .map(|n| n.replace('"', "\"\""))
+        .collect();
+    let mut out = std::io::BufWriter::with_capacity(1 << 20, std::fs::File::create(&args[3])?);
+    writeln!(out, "person,ts,event,ord")?;
+    let mut rows = 0u64;
+    let mut failed = None;
+    source.for_each_person(0, 1, &mut |person, ev| {
+        for i in 0..ev.len() {
+            // `ord` is the position in the person's stream: ties in time keep write order.
+            if let Err(e) = writeln!(
+                out,
+                "{},{},\"{}\",{}",
+                person.0, ev.ts[i], names[ev.names[i] as usize], i
+            ) {
+                failed.get_or_insert(e);
+            }
+        }
+        rows += ev.len() as u64;
+    });
+    if let Some(e) = failed {
+        return Err(e.into());
+    }
+    out.flush()?;
+    println!("{rows} events written to {}", args[3]);
+    Ok(())
+}
