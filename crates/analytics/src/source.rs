@@ -120,8 +120,10 @@ pub struct SnapshotSource<'a> {
     snapshot: &'a Snapshot,
     runs: Vec<Run<'a>>,
     /// Rows (time, seq, name) of persons merged into another, gathered under the canonical
-    /// person.
-    extra: HashMap<u64, Vec<Row>>,
+    /// person; sorted by that person.
+    extra: Vec<(u64, Vec<Row>)>,
+    /// Stored ids of persons merged into another, sorted.
+    merged_from: Vec<u64>,
     /// One past the largest person id stored or canonical.
     person_end: u64,
 }
@@ -162,10 +164,12 @@ impl<'a> SnapshotSource<'a> {
                 next += 1;
             }
         }
-        for rows in extra.values_mut() {
+        let mut extra: Vec<(u64, Vec<Row>)> = extra.into_iter().collect();
+        for (_, rows) in &mut extra {
             rows.sort_unstable();
         }
-        let mut person_end = extra.keys().max().map_or(0, |p| p + 1);
+        extra.sort_unstable_by_key(|e| e.0);
+        let mut person_end = extra.last().map_or(0, |e| e.0 + 1);
         for run in &runs {
             if let Some(p) = run.person_ids.last() {
                 person_end = person_end.max(p + 1);
@@ -175,6 +179,7 @@ impl<'a> SnapshotSource<'a> {
             snapshot,
             runs,
             extra,
+            merged_from: from,
             person_end,
         }
     }
@@ -273,11 +278,12 @@ impl PersonSource for SnapshotSource<'_> {
                 at: run.person_ids.partition_point(|&p| p < lo),
             })
             .collect();
-        let merged = self.snapshot.merged_persons();
+        // Both sorted, walked alongside the persons (which come in ascending order).
+        let mut mi = self.merged_from.partition_point(|&p| p < lo);
+        let mut ei = self.extra.partition_point(|e| e.0 < lo);
         let mut slices: Vec<(usize, usize, usize)> = Vec::new();
         let mut ts: Vec<i64> = Vec::new();
         let mut names: Vec<u32> = Vec::new();
-        let mut emitted_extra: Vec<u64> = Vec::new();
         let mut rows: Vec<Row> = Vec::new();
         while let Some(person) = cursors.iter().filter_map(|c| c.peek()).min() {
             if person >= hi {
@@ -290,14 +296,25 @@ impl PersonSource for SnapshotSource<'_> {
                     slices.push((i, s, e));
                 }
             }
-            if merged.contains_key(&person) {
+            // Canonical persons before this one whose every event is stored under merged ids.
+            while let Some((p, rows)) = self.extra.get(ei).filter(|e| e.0 < person) {
+                emit_rows(*p, rows, &mut ts, &mut names, f);
+                ei += 1;
+            }
+            while self.merged_from.get(mi).is_some_and(|&p| p < person) {
+                mi += 1;
+            }
+            if self.merged_from.get(mi) == Some(&person) {
                 // Read under its canonical person (in `extra`).
                 continue;
             }
-            let extra = self.extra.get(&person);
-            if extra.is_some() {
-                emitted_extra.push(person);
-            }
+            let extra = match self.extra.get(ei) {
+                Some((p, rows)) if *p == person => {
+                    ei += 1;
+                    Some(rows)
+                }
+                _ => None,
+            };
             if slices.len() == 1 && extra.is_none() {
                 let (r, s, e) = slices[0];
                 let run = &self.runs[r];
@@ -342,28 +359,27 @@ impl PersonSource for SnapshotSource<'_> {
                 },
             );
         }
-        // Canonical persons whose every event is stored under merged ids.
-        emitted_extra.sort_unstable();
-        let mut rest: Vec<(&u64, &Vec<Row>)> = self
-            .extra
-            .iter()
-            .filter(|(p, _)| **p >= lo && **p < hi && emitted_extra.binary_search(p).is_err())
-            .collect();
-        rest.sort_by_key(|(p, _)| **p);
-        for (p, rows) in rest {
-            ts.clear();
-            names.clear();
-            ts.extend(rows.iter().map(|r| r.0));
-            names.extend(rows.iter().map(|r| r.2));
-            f(
-                PersonId(*p),
-                Events {
-                    ts: &ts,
-                    names: &names,
-                },
-            );
+        // Canonical persons after the last stored one whose events are all under merged ids.
+        while let Some((p, rows)) = self.extra.get(ei).filter(|e| e.0 < hi) {
+            emit_rows(*p, rows, &mut ts, &mut names, f);
+            ei += 1;
         }
     }
+}
+
+/// Calls `f` with rows already in (time, seq) order.
+fn emit_rows(
+    person: u64,
+    rows: &[Row],
+    ts: &mut Vec<i64>,
+    names: &mut Vec<u32>,
+    f: &mut dyn FnMut(PersonId, Events<'_>),
+) {
+    ts.clear();
+    names.clear();
+    ts.extend(rows.iter().map(|r| r.0));
+    names.extend(rows.iter().map(|r| r.2));
+    f(PersonId(person), Events { ts, names });
 }
 
 /// Runs `work` on every shard of `source`, one thread a shard, and returns the partial
