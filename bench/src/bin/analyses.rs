@@ -13,8 +13,8 @@
 
 use std::sync::Arc;
 
-use lodestar_analytics::spec::{FunnelSpec, LifecycleSpec, RetentionSpec};
-use lodestar_analytics::{SnapshotSource, funnel, lifecycle, retention};
+use lodestar_analytics::spec::{FunnelSpec, LifecycleSpec, RetentionSpec, StagesSpec};
+use lodestar_analytics::{SnapshotSource, funnel, lifecycle, retention, stages};
 use lodestar_bench::{median, time_runs};
 use lodestar_core::SystemClock;
 use lodestar_store::{EventStore, Store, StoreConfig};
@@ -76,6 +76,14 @@ fn main() -> anyhow::Result<()> {
     let lifecycle_spec = LifecycleSpec {
         event: None,
         interval: Some("week".into()),
+        date_from: from.clone(),
+        date_to: to.clone(),
+        timezone: Some("Asia/Shanghai".into()),
+    };
+    let stages_spec = StagesSpec {
+        preset: Some("ecommerce".into()),
+        rules: None,
+        interval: Some("month".into()),
         date_from: from,
         date_to: to,
         timezone: Some("Asia/Shanghai".into()),
@@ -105,6 +113,14 @@ fn main() -> anyhow::Result<()> {
             "lifecycle weekly, {threads} thread(s): median {:.3} s; {} periods",
             median(&t),
             r.periods.len()
+        );
+        let q = stages_spec.query(threads)?;
+        let (t, r) = time_runs(runs, || stages(&source, &q));
+        let r = r?;
+        println!(
+            "stages (five-stage lifecycle, monthly), {threads} thread(s): median {:.3} s; at the end {:?}",
+            median(&t),
+            r.points.last().map(|p| &p.counts)
         );
     }
     Ok(())

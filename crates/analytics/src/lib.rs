@@ -1,4 +1,5 @@
-//! Analysis kernels over per-person event streams: funnels, retention, interval lifecycle.
+//! Analysis kernels over per-person event streams: funnels, retention, interval lifecycle,
+//! lifecycle stages.
 //!
 //! Every kernel reads a [`PersonSource`] (one person at a time, events in time order) in
 //! one pass, one thread per shard of persons, and adds up the shards' partial results. The
@@ -15,6 +16,7 @@ pub mod period;
 pub mod retention;
 mod source;
 pub mod spec;
+pub mod stages;
 
 pub use error::{AnalyticsError, Result};
 pub use funnel::{FunnelOrder, FunnelQuery, FunnelResult, funnel};
@@ -22,3 +24,4 @@ pub use lifecycle::{LifecycleQuery, LifecycleResult, lifecycle};
 pub use period::{Calendar, Interval, Periods};
 pub use retention::{RetentionQuery, RetentionResult, retention};
 pub use source::{Events, PersonSource, SnapshotSource, VecSource, run_sharded};
+pub use stages::{Stage, StageRules, StagesQuery, StagesResult, stages};

@@ -12,6 +12,7 @@ use crate::funnel::{FunnelOrder, FunnelQuery};
 use crate::lifecycle::LifecycleQuery;
 use crate::period::{Calendar, Interval};
 use crate::retention::{RetentionKind, RetentionQuery};
+use crate::stages::{StageRules, StagesQuery};
 
 /// A date range and zone, shared by every analysis.
 struct RangeSpec<'a> {
@@ -37,6 +38,23 @@ impl RangeSpec<'_> {
         Ok((from, to))
     }
 }
+
+/// Gives each spec (all have `date_from`, `date_to`, `timezone`) its [`RangeSpec`].
+macro_rules! with_range {
+    ($($spec:ty),*) => {$(
+        impl $spec {
+            fn range(&self) -> RangeSpec<'_> {
+                RangeSpec {
+                    date_from: &self.date_from,
+                    date_to: &self.date_to,
+                    timezone: self.timezone.as_deref(),
+                }
+            }
+        }
+    )*};
+}
+
+with_range!(FunnelSpec, RetentionSpec, LifecycleSpec, StagesSpec);
 
 fn parse_date(field: &str, s: &str) -> Result<Date> {
     s.parse::<Date>()
@@ -95,14 +113,6 @@ pub struct FunnelSpec {
 }
 
 impl FunnelSpec {
-    fn range(&self) -> RangeSpec<'_> {
-        RangeSpec {
-            date_from: &self.date_from,
-            date_to: &self.date_to,
-            timezone: self.timezone.as_deref(),
-        }
-    }
-
     /// The checked query.
     pub fn query(&self, threads: usize) -> Result<FunnelQuery> {
         let cal = self.range().calendar()?;
@@ -155,14 +165,6 @@ pub struct RetentionSpec {
 }
 
 impl RetentionSpec {
-    fn range(&self) -> RangeSpec<'_> {
-        RangeSpec {
-            date_from: &self.date_from,
-            date_to: &self.date_to,
-            timezone: self.timezone.as_deref(),
-        }
-    }
-
     /// The checked query.
     pub fn query(&self, threads: usize) -> Result<RetentionQuery> {
         let (from, to) = self.range().dates()?;
@@ -207,19 +209,58 @@ pub struct LifecycleSpec {
 }
 
 impl LifecycleSpec {
-    fn range(&self) -> RangeSpec<'_> {
-        RangeSpec {
-            date_from: &self.date_from,
-            date_to: &self.date_to,
-            timezone: self.timezone.as_deref(),
-        }
-    }
-
     /// The checked query.
     pub fn query(&self, threads: usize) -> Result<LifecycleQuery> {
         let (from, to) = self.range().dates()?;
         Ok(LifecycleQuery {
             event: self.event.clone(),
+            interval: interval(self.interval.as_deref(), Interval::Week)?,
+            calendar: self.range().calendar()?,
+            from,
+            to,
+            threads,
+        })
+    }
+}
+
+/// Lifecycle stages, as asked: a preset or full rules.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct StagesSpec {
+    /// `ecommerce` (default), `saas` or `education`, when `rules` is absent.
+    #[serde(default)]
+    pub preset: Option<String>,
+    /// The project's own rules.
+    #[serde(default)]
+    pub rules: Option<StageRules>,
+    /// Distribution points: the end of each `day`, `week` (default) or `month`.
+    #[serde(default)]
+    pub interval: Option<String>,
+    /// First date (`YYYY-MM-DD`); the flows start at its end.
+    pub date_from: String,
+    /// Last date, included; the flows end at its end.
+    pub date_to: String,
+    /// IANA zone name; `UTC` when absent.
+    #[serde(default)]
+    pub timezone: Option<String>,
+}
+
+impl StagesSpec {
+    /// The checked query.
+    pub fn query(&self, threads: usize) -> Result<StagesQuery> {
+        let (from, to) = self.range().dates()?;
+        let rules = match (&self.rules, &self.preset) {
+            (Some(_), Some(_)) => {
+                return Err(AnalyticsError::invalid(
+                    "preset",
+                    "give a preset or rules, not both",
+                ));
+            }
+            (Some(rules), None) => rules.clone(),
+            (None, preset) => StageRules::preset(preset.as_deref().unwrap_or("ecommerce"))?,
+        };
+        Ok(StagesQuery {
+            rules,
             interval: interval(self.interval.as_deref(), Interval::Week)?,
             calendar: self.range().calendar()?,
             from,

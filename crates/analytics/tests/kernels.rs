@@ -322,3 +322,109 @@ fn bad_parameters_name_the_field() {
     let q = FunnelQuery::new(&["A", "B"], 0, BASE, BASE + HOUR);
     assert_eq!(funnel(&src, &q).unwrap_err().field(), "window");
 }
+
+/// The stage of one person at instant `t`, straight from the definition.
+fn naive_stage(
+    ev: &[(i64, &str)],
+    t: i64,
+    rules: &lodestar_analytics::StageRules,
+) -> Option<lodestar_analytics::Stage> {
+    use lodestar_analytics::Stage;
+    let before: Vec<(i64, &str)> = ev.iter().copied().filter(|e| e.0 < t).collect();
+    let arrival = before.first()?.0;
+    let is_activity =
+        |n: &str| rules.activity_events.is_empty() || rules.activity_events.iter().any(|a| a == n);
+    let active: Vec<i64> = before
+        .iter()
+        .filter(|e| is_activity(e.1))
+        .map(|e| e.0)
+        .collect();
+    let day = 86_400_000i64;
+    let quiet = t - active.last().copied().unwrap_or(arrival);
+    if quiet > rules.churn_days as i64 * day {
+        return Some(Stage::Churned);
+    }
+    if quiet > rules.dormant_days as i64 * day {
+        return Some(Stage::Dormant);
+    }
+    // Returns: an activity more than dormant_days after the previous one (or the arrival).
+    let mut previous = arrival;
+    let mut last_return = None;
+    for &a in &active {
+        if a - previous > rules.dormant_days as i64 * day {
+            last_return = Some(a);
+        }
+        previous = a;
+    }
+    if last_return.is_some_and(|r| t - r <= rules.resurrected_days as i64 * day) {
+        return Some(Stage::Resurrected);
+    }
+    let conversions = before
+        .iter()
+        .filter(|e| e.1 == rules.conversion_event)
+        .count() as u32;
+    Some(if conversions == 0 {
+        Stage::Onboarding
+    } else if conversions >= rules.mature_conversions {
+        Stage::Maturity
+    } else {
+        Stage::Growth
+    })
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(300))]
+
+    #[test]
+    fn stages_match_their_definition(
+        rows in rows(),
+        tz in zone(),
+        interval in prop_oneof![Just(Interval::Day), Just(Interval::Week)],
+        dormant in 1u32..6,
+        extra in 1u32..10,
+        mature in 2u32..4,
+        resurrected in 1u32..5,
+        activity in prop_oneof![Just(vec![]), Just(vec!["A".to_string(), "B".to_string()])],
+        from_d in 0i16..30,
+        len_d in 0i16..20,
+        threads in 1usize..3,
+    ) {
+        use lodestar_analytics::{Stage, StageRules, StagesQuery, stages};
+        let rules = StageRules {
+            activity_events: activity,
+            conversion_event: "C".into(),
+            dormant_days: dormant,
+            churn_days: dormant + extra,
+            mature_conversions: mature,
+            resurrected_days: resurrected,
+        };
+        let cal = Calendar::new(tz).unwrap();
+        let from = jiff::civil::date(2026, 3, 1).checked_add(jiff::Span::new().days(from_d as i64)).unwrap();
+        let to = from.checked_add(jiff::Span::new().days(len_d as i64)).unwrap();
+        let src = VecSource::new(rows.iter().copied());
+        let q = StagesQuery { rules: rules.clone(), interval, calendar: cal.clone(), from, to, threads };
+        let got = stages(&src, &q).unwrap();
+        let end_of = |d: Date| cal.start_of(d.checked_add(jiff::Span::new().days(1)).unwrap()).unwrap();
+        let persons = by_person(&rows);
+        for point in &got.points {
+            let d: Date = point.date.parse().unwrap();
+            let mut want = vec![0u64; 6];
+            for ev in persons.values() {
+                if let Some(s) = naive_stage(ev, end_of(d), &rules) {
+                    want[Stage::ALL.iter().position(|x| *x == s).unwrap()] += 1;
+                }
+            }
+            prop_assert_eq!(&point.counts, &want, "at the end of {}", d);
+        }
+        // Points: the end of each period, the last one cut at `to`.
+        prop_assert_eq!(got.points.last().map(|p| p.date.clone()), Some(to.to_string()));
+        let mut flows: BTreeMap<(Option<Stage>, Stage), u64> = BTreeMap::new();
+        for ev in persons.values() {
+            if let Some(b) = naive_stage(ev, end_of(to), &rules) {
+                *flows.entry((naive_stage(ev, end_of(from), &rules), b)).or_default() += 1;
+            }
+        }
+        let got_flows: BTreeMap<(Option<Stage>, Stage), u64> = got.flows.iter().map(|f| ((f.from, f.to), f.persons)).collect();
+        prop_assert_eq!(got_flows, flows);
+    }
+}

@@ -4,9 +4,9 @@
 use std::process::ExitCode;
 
 use anyhow::Context;
-use lodestar_analytics::spec::{FunnelSpec, LifecycleSpec, RetentionSpec};
+use lodestar_analytics::spec::{FunnelSpec, LifecycleSpec, RetentionSpec, StagesSpec};
 use lodestar_analytics::{
-    FunnelOrder, FunnelResult, LifecycleResult, RetentionResult, SnapshotSource,
+    FunnelOrder, FunnelResult, LifecycleResult, RetentionResult, SnapshotSource, StagesResult,
     retention::RetentionKind,
 };
 use lodestar_store::EventStore;
@@ -88,6 +88,17 @@ pub enum Report {
         #[arg(long)]
         interval: Option<String>,
     },
+    /// Lifecycle stages: onboarding, growth, maturity, dormant, churned, resurrected; flows. 生命周期阶段分布与流转
+    Stages {
+        #[command(flatten)]
+        common: Common,
+        /// Rules preset: ecommerce, saas or education. 规则预设 [default: ecommerce]
+        #[arg(long)]
+        preset: Option<String>,
+        /// Distribution at the end of each day, week or month. 周期 [default: week]
+        #[arg(long)]
+        interval: Option<String>,
+    },
 }
 
 /// Runs a report.
@@ -95,7 +106,8 @@ pub fn run(config: Config, report: Report) -> anyhow::Result<ExitCode> {
     let common = match &report {
         Report::Funnel { common, .. }
         | Report::Retention { common, .. }
-        | Report::Lifecycle { common, .. } => common.clone(),
+        | Report::Lifecycle { common, .. }
+        | Report::Stages { common, .. } => common.clone(),
     };
     let threads = common
         .threads
@@ -172,6 +184,47 @@ pub fn run(config: Config, report: Report) -> anyhow::Result<ExitCode> {
             let result = lodestar_analytics::lifecycle(&source, &spec.query(threads)?)?;
             print(common.json, &result, print_lifecycle)
         }
+        Report::Stages {
+            preset, interval, ..
+        } => {
+            let spec = StagesSpec {
+                preset,
+                rules: None,
+                interval,
+                date_from: from,
+                date_to: to,
+                timezone: tz,
+            };
+            let result = lodestar_analytics::stages(&source, &spec.query(threads)?)?;
+            print(common.json, &result, print_stages)
+        }
+    }
+}
+
+#[allow(clippy::print_stdout, reason = "the command's output")]
+fn print_stages(r: &StagesResult) {
+    let mut head = format!("{:<12}", "date 日期");
+    for (stage, zh) in &r.stages {
+        head.push_str(&format!(" {:>16}", format!("{stage:?} {zh}")));
+    }
+    println!("{head}");
+    for p in &r.points {
+        let mut line = format!("{:<12}", p.date);
+        for c in &p.counts {
+            line.push_str(&format!(" {c:>16}"));
+        }
+        println!("{line}");
+    }
+    println!("flows 流转 (first date → last date):");
+    for f in &r.flows {
+        let from = f
+            .from
+            .map_or("(new 新)".to_string(), |s| format!("{s:?} {}", s.zh()));
+        println!(
+            "  {from:<20} → {:<20} {:>10}",
+            format!("{:?} {}", f.to, f.to.zh()),
+            f.persons
+        );
     }
 }
 

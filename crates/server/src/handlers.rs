@@ -317,7 +317,7 @@ pub(crate) async fn warnings(
     Ok(Json(json!({"warnings": rows})).into_response())
 }
 
-/// `POST /api/projects/{name}/analyses/{funnel|retention|lifecycle}` with the analysis's
+/// `POST /api/projects/{name}/analyses/{funnel|retention|lifecycle|stages}` with the analysis's
 /// parameters as a JSON body (see `lodestar_analytics::spec`).
 pub(crate) async fn analysis(
     State(state): State<Arc<AppState>>,
@@ -358,11 +358,16 @@ pub(crate) async fn analysis(
                     &spec.query(threads)?
                 )?)
             }
+            "stages" => {
+                let spec: lodestar_analytics::spec::StagesSpec =
+                    serde_json::from_slice(&body).map_err(bad_json)?;
+                json!(lodestar_analytics::stages(&source, &spec.query(threads)?)?)
+            }
             _ => {
                 return Err(ApiError::new(
                     404,
                     "unknown_analysis",
-                    format!("no analysis {kind:?}; there are funnel, retention, lifecycle"),
+                    format!("no analysis {kind:?}; there are funnel, retention, lifecycle, stages"),
                 ));
             }
         };
