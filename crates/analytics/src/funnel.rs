@@ -205,24 +205,33 @@ impl Matcher {
     }
 
     /// Steps reached by a person (0..=steps) and, if converted, the time to convert.
-    pub(crate) fn person(&self, ev: Events<'_>) -> (usize, Option<i64>) {
+    /// `hits` is scratch space, reused across persons.
+    pub(crate) fn person(&self, ev: Events<'_>, hits: &mut Vec<u32>) -> (usize, Option<i64>) {
         match self.order {
-            FunnelOrder::Ordered => self.ordered(ev),
+            FunnelOrder::Ordered => self.ordered(ev, hits),
             FunnelOrder::Strict => self.strict(ev),
             FunnelOrder::Any => (self.any(ev), None),
         }
     }
 
-    fn ordered(&self, ev: Events<'_>) -> (usize, Option<i64>) {
+    fn ordered(&self, ev: Events<'_>, hits: &mut Vec<u32>) -> (usize, Option<i64>) {
         const NONE: i64 = i64::MIN;
         let n = self.steps;
         let mut start = [NONE; MAX_STEPS];
         let mut ttc = None;
-        for (i, &ts) in ev.ts.iter().enumerate() {
+        // Most events are no step: find the ones that are without a branch per event (a
+        // mispredicted branch costs more than the rest of the work), then walk only those.
+        hits.clear();
+        hits.resize(ev.len() + 1, 0);
+        let mut found = 0usize;
+        for (i, &name) in ev.names.iter().enumerate() {
+            hits[found] = i as u32;
+            found += (self.mask(name) != 0) as usize;
+        }
+        for &i in &hits[..found] {
+            let i = i as usize;
+            let ts = ev.ts[i];
             let mask = self.mask(ev.names[i]);
-            if mask == 0 {
-                continue;
-            }
             for k in (0..n).rev() {
                 if mask & (1 << k) == 0 {
                     continue;
@@ -327,12 +336,13 @@ pub fn funnel(source: &dyn PersonSource, q: &FunnelQuery) -> Result<FunnelResult
             reached: vec![0; n + 1],
             ..Partial::default()
         };
+        let mut hits: Vec<u32> = Vec::new();
         src.for_each_person(shard, shards, &mut |person, ev| {
             let ev = within(ev, q.from_ms, q.to_ms);
             if ev.is_empty() {
                 return;
             }
-            let (reached, ttc) = matcher.person(ev);
+            let (reached, ttc) = matcher.person(ev, &mut hits);
             p.reached[reached] += 1;
             if let Some(t) = ttc {
                 p.ttc.push(t);
