@@ -12,11 +12,12 @@ pub struct StoreConfig {
     pub data_dir: PathBuf,
     /// How long a `messageId` is remembered for deduplication (ms). Default 7 days.
     pub dedup_window_ms: u64,
-    /// Seal when this many rows are unsealed.
+    /// Close the open tail segment (and so make it ready to seal) at this many rows.
     pub seal_rows: usize,
-    /// Seal unsealed rows at least this often (ms), however few.
+    /// Close the open tail segment at least this often (ms), however few rows it holds.
     pub seal_interval_ms: u64,
-    /// Most rows one sealing pass moves into one part.
+    /// About the most rows one sealing pass moves into one part (it takes whole segments,
+    /// at least one).
     pub max_seal_rows: usize,
     /// Merge parts when a size tier holds this many.
     pub compact_fanin: usize,
