@@ -87,6 +87,43 @@ SETTINGS max_threads = {{threads}}
 """
 
 
+# The five-stage lifecycle at one instant: the end of TO in TZ, e-commerce preset (activity:
+# any event; conversion: Order Completed; dormant after 30 days, churned after 90, mature at 3
+# orders, resurrected for 30 days after a return from a gap of more than 30 days).
+DAY = 86_400_000
+STAGES_AT = TO_MS
+DUCK_STAGES = f"""
+WITH g AS (
+  SELECT person, ts, event, ts - lag(ts) OVER (PARTITION BY person ORDER BY ts, ord) AS gap
+  FROM ev WHERE ts < {STAGES_AT}),
+p AS (
+  SELECT person, max(ts) AS last_active, count(*) FILTER (WHERE event = 'Order Completed') AS conv,
+         max(ts) FILTER (WHERE gap > {30 * DAY}) AS last_return
+  FROM g GROUP BY person)
+SELECT CASE WHEN {STAGES_AT} - last_active > {90 * DAY} THEN 'churned'
+            WHEN {STAGES_AT} - last_active > {30 * DAY} THEN 'dormant'
+            WHEN last_return IS NOT NULL AND {STAGES_AT} - last_return <= {30 * DAY} THEN 'resurrected'
+            WHEN conv = 0 THEN 'onboarding' WHEN conv >= 3 THEN 'maturity' ELSE 'growth' END AS stage,
+       count(*)
+FROM p GROUP BY stage ORDER BY stage
+"""
+
+CH_STAGES = f"""
+SELECT multiIf({STAGES_AT} - last_active > {90 * DAY}, 'churned',
+               {STAGES_AT} - last_active > {30 * DAY}, 'dormant',
+               last_return > 0 AND {STAGES_AT} - last_return <= {30 * DAY}, 'resurrected',
+               conv = 0, 'onboarding', conv >= 3, 'maturity', 'growth') AS stage,
+       count()
+FROM (
+  SELECT person, max(ts) AS last_active, countIf(event = 'Order Completed') AS conv,
+         arrayMax(arrayMap((t, d) -> if(d > {30 * DAY}, t, 0),
+                           arraySort(groupArray(ts)), arrayDifference(arraySort(groupArray(ts))))) AS last_return
+  FROM bench.ev WHERE ts < {STAGES_AT} GROUP BY person)
+GROUP BY stage ORDER BY stage
+SETTINGS max_threads = {{threads}}
+"""
+
+
 def first_cohort(rows) -> list[int]:
     rows = [tuple(r) for r in rows]
     if not rows:
@@ -104,6 +141,7 @@ def duck(csv: str, threads: int, runs: int) -> None:
 
     db = duckdb.connect()
     db.execute(f"SET threads = {threads}")
+    db.execute("SET enable_progress_bar = false")
     t = time.perf_counter()
     db.execute(f"CREATE TABLE ev AS SELECT * FROM read_csv('{csv}', header = true) ORDER BY person, ts, ord")
     load = time.perf_counter() - t
@@ -113,6 +151,8 @@ def duck(csv: str, threads: int, runs: int) -> None:
     print(f"duckdb funnel: median {secs:.3f} s; persons per step {list(res)}")
     secs, res = timed(runs, lambda: db.execute(DUCK_RETENTION).fetchall())
     print(f"duckdb retention: median {secs:.3f} s; first cohort {first_cohort(res)}")
+    secs, res = timed(runs, lambda: db.execute(DUCK_STAGES).fetchall())
+    print(f"duckdb stages at the end of {TO}: median {secs:.3f} s; {dict(res)}")
 
 
 def ch(csv: str, threads: int, runs: int) -> None:
@@ -139,6 +179,8 @@ def ch(csv: str, threads: int, runs: int) -> None:
     print(f"chdb funnel (windowFunnel): median {secs:.3f} s; persons per step {[int(x) for x in res[0]]}")
     secs, res = timed(runs, lambda: rows(CH_RETENTION))
     print(f"chdb retention: median {secs:.3f} s; first cohort {first_cohort(res)}")
+    secs, res = timed(runs, lambda: rows(CH_STAGES))
+    print(f"chdb stages at the end of {TO}: median {secs:.3f} s; {dict((k, int(v)) for k, v in res)}")
 
 
 if __name__ == "__main__":

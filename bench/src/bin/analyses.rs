@@ -122,6 +122,25 @@ fn main() -> anyhow::Result<()> {
             median(&t),
             r.points.last().map(|p| &p.counts)
         );
+        // One instant, as the peers are asked: the end of the last date.
+        let mut one = stages_spec.clone();
+        one.date_from = one.date_to.clone();
+        let q = one.query(threads)?;
+        let (t, r) = time_runs(runs, || stages(&source, &q));
+        let r = r?;
+        let counts = &r.points[0].counts;
+        let named: Vec<String> = r
+            .stages
+            .iter()
+            .zip(counts)
+            .map(|((s, _), c)| format!("{s:?} {c}"))
+            .collect();
+        println!(
+            "stages at the end of {}, {threads} thread(s): median {:.3} s; {}",
+            one.date_to,
+            median(&t),
+            named.join(", ")
+        );
     }
     Ok(())
 }
