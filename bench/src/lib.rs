@@ -1,7 +1,26 @@
 //! Shared helpers of the benchmark programs in `src/bin/`. Benchmarks print their figures;
 //! `docs/benchmarks.md` records them with the command that produced them.
 
+use std::sync::Arc;
 use std::time::Instant;
+
+use lodestar_core::SystemClock;
+use lodestar_store::{Store, StoreConfig};
+
+/// The settings a benchmark opens an existing data folder with: no background maintenance,
+/// so nothing but the measured work runs.
+pub fn quiet_config(data_dir: &str) -> StoreConfig {
+    StoreConfig {
+        data_dir: data_dir.into(),
+        maintenance_interval_ms: 0,
+        ..StoreConfig::default()
+    }
+}
+
+/// Opens a store on the wall clock.
+pub fn open_store(config: StoreConfig) -> lodestar_store::Result<Arc<Store>> {
+    Store::open(config, Arc::new(SystemClock))
+}
 
 /// Resident set size of this process, in KiB (Linux).
 pub fn rss_kib() -> u64 {

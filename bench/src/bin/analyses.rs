@@ -11,13 +11,10 @@
     reason = "a benchmark prints its figures"
 )]
 
-use std::sync::Arc;
-
 use lodestar_analytics::spec::{FunnelSpec, LifecycleSpec, RetentionSpec, StagesSpec};
 use lodestar_analytics::{SnapshotSource, funnel, lifecycle, retention, stages};
-use lodestar_bench::{median, time_runs};
-use lodestar_core::SystemClock;
-use lodestar_store::{EventStore, Store, StoreConfig};
+use lodestar_bench::{median, open_store, quiet_config, time_runs};
+use lodestar_store::EventStore;
 
 fn main() -> anyhow::Result<()> {
     let args: Vec<String> = std::env::args().collect();
@@ -29,14 +26,7 @@ fn main() -> anyhow::Result<()> {
     let runs: usize = args.get(3).map(|s| s.parse()).transpose()?.unwrap_or(5);
     let from = args.get(4).cloned().unwrap_or_else(|| "2025-01-01".into());
     let to = args.get(5).cloned().unwrap_or_else(|| "2025-12-31".into());
-    let store = Store::open(
-        StoreConfig {
-            data_dir: args[1].clone().into(),
-            maintenance_interval_ms: 0,
-            ..StoreConfig::default()
-        },
-        Arc::new(SystemClock),
-    )?;
+    let store = open_store(quiet_config(&args[1]))?;
     let project = store.project(&project_name)?;
     let snapshot = store.snapshot(project.id)?;
     let events = snapshot.events();

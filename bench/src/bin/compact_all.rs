@@ -9,23 +9,16 @@
     reason = "a benchmark prints its figures"
 )]
 
-use std::sync::Arc;
-
-use lodestar_core::SystemClock;
-use lodestar_store::{EventStore, Store, StoreConfig};
+use lodestar_bench::{open_store, quiet_config};
+use lodestar_store::{EventStore, StoreConfig};
 
 fn main() -> anyhow::Result<()> {
     let args: Vec<String> = std::env::args().collect();
     anyhow::ensure!(args.len() >= 2, "usage: compact_all DATA_DIR [PROJECT]");
-    let store = Store::open(
-        StoreConfig {
-            data_dir: args[1].clone().into(),
-            maintenance_interval_ms: 0,
-            max_part_rows: usize::MAX,
-            ..StoreConfig::default()
-        },
-        Arc::new(SystemClock),
-    )?;
+    let store = open_store(StoreConfig {
+        max_part_rows: usize::MAX,
+        ..quiet_config(&args[1])
+    })?;
     let project = store.project(args.get(2).map_or("bench", String::as_str))?;
     let started = std::time::Instant::now();
     let merged = store.compact_now(project.id, true)?;

@@ -10,12 +10,10 @@
     reason = "a benchmark prints its figures"
 )]
 
-use std::io::Write;
-use std::sync::Arc;
-
 use lodestar_analytics::{PersonSource, SnapshotSource};
-use lodestar_core::SystemClock;
-use lodestar_store::{EventStore, Store, StoreConfig};
+use lodestar_bench::{open_store, quiet_config};
+use lodestar_store::EventStore;
+use std::io::Write;
 
 fn main() -> anyhow::Result<()> {
     let args: Vec<String> = std::env::args().collect();
@@ -23,14 +21,7 @@ fn main() -> anyhow::Result<()> {
         args.len() == 4,
         "usage: export_hot DATA_DIR PROJECT OUT.csv"
     );
-    let store = Store::open(
-        StoreConfig {
-            data_dir: args[1].clone().into(),
-            maintenance_interval_ms: 0,
-            ..StoreConfig::default()
-        },
-        Arc::new(SystemClock),
-    )?;
+    let store = open_store(quiet_config(&args[1]))?;
     let project = store.project(&args[2])?;
     let snapshot = store.snapshot(project.id)?;
     let source = SnapshotSource::new(&snapshot);

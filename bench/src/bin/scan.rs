@@ -11,11 +11,8 @@
     reason = "a benchmark prints its figures"
 )]
 
-use std::sync::Arc;
-
-use lodestar_bench::{median, rss_kib, time_runs};
-use lodestar_core::SystemClock;
-use lodestar_store::{EventStore, Run, Snapshot, Store, StoreConfig};
+use lodestar_bench::{median, open_store, quiet_config, rss_kib, time_runs};
+use lodestar_store::{EventStore, Run, Snapshot};
 
 /// What the scan computes: events per event name, persons, and sessions (runs of one
 /// person's events with gaps under 30 minutes) — enough to touch every column it reads.
@@ -107,13 +104,8 @@ fn main() -> anyhow::Result<()> {
     anyhow::ensure!(args.len() >= 2, "usage: scan DATA_DIR [PROJECT] [RUNS]");
     let project_name = args.get(2).cloned().unwrap_or_else(|| "bench".into());
     let runs: usize = args.get(3).map(|s| s.parse()).transpose()?.unwrap_or(5);
-    let config = StoreConfig {
-        data_dir: args[1].clone().into(),
-        maintenance_interval_ms: 0,
-        ..StoreConfig::default()
-    };
     let rss_before = rss_kib();
-    let store = Store::open(config, Arc::new(SystemClock))?;
+    let store = open_store(quiet_config(&args[1]))?;
     let project = store.project(&project_name)?;
     let snapshot = store.snapshot(project.id)?;
     let events = snapshot.events();

@@ -165,7 +165,7 @@ struct Partial {
     dropped: Vec<PersonId>,
 }
 
-/// The per-person rule, shared by the kernel and its tests.
+/// The per-person rule: which steps a person reached, and how fast.
 pub(crate) struct Matcher {
     /// Bit k set when name id `i` is step k's event.
     masks: Vec<u64>,
@@ -210,7 +210,7 @@ impl Matcher {
         match self.order {
             FunnelOrder::Ordered => self.ordered(ev, hits),
             FunnelOrder::Strict => self.strict(ev),
-            FunnelOrder::Any => (self.any(ev), None),
+            FunnelOrder::Any => (self.any(ev, hits), None),
         }
     }
 
@@ -285,8 +285,9 @@ impl Matcher {
         (best, ttc)
     }
 
-    fn any(&self, ev: Events<'_>) -> usize {
-        let mut counts = vec![0u32; self.need.len()];
+    fn any(&self, ev: Events<'_>, counts: &mut Vec<u32>) -> usize {
+        counts.clear();
+        counts.resize(self.need.len(), 0);
         let mut filled = 0usize;
         let mut best = 0usize;
         let mut lo = 0usize;

@@ -63,7 +63,7 @@ pub struct LifecycleResult {
 
 const BEFORE: i64 = i64::MIN / 4;
 
-/// Per-person statuses, shared by the kernel and its tests: calls `count(status, period)`
+/// One person's statuses: calls `count(status, period)`
 /// with padded period indices, where status 0 new, 1 returning, 2 resurrecting, 3 dormant.
 pub(crate) fn person_statuses(active: &[i64], created: i64, mut count: impl FnMut(usize, i64)) {
     for (i, &p) in active.iter().enumerate() {

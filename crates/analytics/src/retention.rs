@@ -71,7 +71,7 @@ pub struct RetentionResult {
     pub cohorts: Vec<Cohort>,
 }
 
-/// The matrix rows a person adds to, shared by the kernel and its tests: for each cohort
+/// The matrix cells one person adds to: for each cohort
 /// period `c` of the person, calls `add(c, k)` for k = 0 and for each k in 1..=n retained.
 pub(crate) fn person_rows(
     cohorts: &[usize],

@@ -218,7 +218,6 @@ impl Writer {
                 self.dedup.compact();
                 self.metrics.observe_commit(elapsed);
                 let mut outcomes = outcomes.into_iter();
-                let mut roll_failed: Option<String> = None;
                 for cmd in group {
                     match cmd {
                         Command::Append { reply, batch } => {
@@ -230,13 +229,7 @@ impl Writer {
                             let _ = reply.send(Ok(()));
                         }
                         Command::Roll { reply } => {
-                            let rolled = match &roll_failed {
-                                Some(e) => Err(StoreError::Unavailable(e.clone())),
-                                None => self.log.roll(),
-                            };
-                            if let Err(e) = &rolled {
-                                roll_failed = Some(e.to_string());
-                            }
+                            let rolled = self.log.roll();
                             if let Some(reply) = reply {
                                 let _ = reply.send(rolled);
                             }
