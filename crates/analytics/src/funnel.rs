@@ -317,20 +317,6 @@ impl Matcher {
     }
 }
 
-/// The events of `ev` within `[from, to)`.
-pub(crate) fn within(ev: Events<'_>, from: i64, to: i64) -> Events<'_> {
-    // Usually every event is inside: two comparisons instead of two binary searches.
-    if ev.ts.first().is_some_and(|&t| t >= from) && ev.ts.last().is_some_and(|&t| t < to) {
-        return ev;
-    }
-    let a = ev.ts.partition_point(|&t| t < from);
-    let b = ev.ts.partition_point(|&t| t < to);
-    Events {
-        ts: &ev.ts[a..b],
-        names: &ev.names[a..b],
-    }
-}
-
 /// Runs a funnel over `source`.
 pub fn funnel(source: &dyn PersonSource, q: &FunnelQuery) -> Result<FunnelResult> {
     q.check()?;
@@ -343,7 +329,7 @@ pub fn funnel(source: &dyn PersonSource, q: &FunnelQuery) -> Result<FunnelResult
         };
         let mut hits: Vec<u32> = Vec::new();
         src.for_each_person(shard, shards, &mut |person, ev| {
-            let ev = within(ev, q.from_ms, q.to_ms);
+            let ev = ev.within(q.from_ms, q.to_ms);
             if ev.is_empty() {
                 return;
             }

@@ -23,9 +23,32 @@ pub struct Events<'a> {
     pub ts: &'a [i64],
     /// Event-name id per event (an index into [`PersonSource::names`]).
     pub names: &'a [u32],
+    /// The event's value per event (its `revenue`, `value`, … property; see
+    /// `lodestar_core::event_value`), NaN when it has none.
+    pub values: &'a [f64],
 }
 
-impl Events<'_> {
+impl<'a> Events<'a> {
+    /// Events `a..b`.
+    pub fn slice(&self, a: usize, b: usize) -> Events<'a> {
+        Events {
+            ts: &self.ts[a..b],
+            names: &self.names[a..b],
+            values: &self.values[a..b],
+        }
+    }
+
+    /// The events within `[from, to)`.
+    pub fn within(&self, from: i64, to: i64) -> Events<'a> {
+        // Usually every event is inside: two comparisons instead of two binary searches.
+        if self.ts.first().is_some_and(|&t| t >= from) && self.ts.last().is_some_and(|&t| t < to) {
+            return *self;
+        }
+        let a = self.ts.partition_point(|&t| t < from);
+        let b = self.ts.partition_point(|&t| t < to);
+        self.slice(a, b)
+    }
+
     /// Number of events.
     pub fn len(&self) -> usize {
         self.ts.len()
@@ -59,25 +82,34 @@ pub trait PersonSource: Sync {
 #[derive(Debug, Clone, Default)]
 pub struct VecSource {
     names: Vec<String>,
-    /// (person, ts, name) sorted by person then time.
-    persons: Vec<(u64, Vec<i64>, Vec<u32>)>,
+    /// Per person, sorted by person: (person, ts, name, value), each person's events in
+    /// time order.
+    persons: Vec<PersonRows>,
 }
+
+type PersonRows = (u64, Vec<i64>, Vec<u32>, Vec<f64>);
 
 impl VecSource {
     /// Builds a source from (person, time, event name) rows in any order. Rows of one person
     /// with equal times keep their given order.
     pub fn new<'a>(rows: impl IntoIterator<Item = (u64, i64, &'a str)>) -> VecSource {
+        VecSource::with_values(rows.into_iter().map(|(p, t, n)| (p, t, n, f64::NAN)))
+    }
+
+    /// Builds a source from (person, time, event name, value) rows in any order; NaN is "no
+    /// value". Rows of one person with equal times keep their given order.
+    pub fn with_values<'a>(rows: impl IntoIterator<Item = (u64, i64, &'a str, f64)>) -> VecSource {
         let mut names: Vec<String> = Vec::new();
         let mut ids: HashMap<String, u32> = HashMap::new();
-        let mut by_person: HashMap<u64, Vec<(i64, u32)>> = HashMap::new();
-        for (person, ts, name) in rows {
+        let mut by_person: HashMap<u64, Vec<(i64, u32, f64)>> = HashMap::new();
+        for (person, ts, name, value) in rows {
             let id = *ids.entry(name.to_string()).or_insert_with(|| {
                 names.push(name.to_string());
                 names.len() as u32 - 1
             });
-            by_person.entry(person).or_default().push((ts, id));
+            by_person.entry(person).or_default().push((ts, id, value));
         }
-        let mut persons: Vec<(u64, Vec<i64>, Vec<u32>)> = by_person
+        let mut persons: Vec<PersonRows> = by_person
             .into_iter()
             .map(|(p, mut ev)| {
                 ev.sort_by_key(|e| e.0);
@@ -85,6 +117,7 @@ impl VecSource {
                     p,
                     ev.iter().map(|e| e.0).collect(),
                     ev.iter().map(|e| e.1).collect(),
+                    ev.iter().map(|e| e.2).collect(),
                 )
             })
             .collect();
@@ -104,16 +137,21 @@ impl PersonSource for VecSource {
         shards: usize,
         f: &mut dyn FnMut(PersonId, Events<'_>),
     ) {
-        for (i, (p, ts, names)) in self.persons.iter().enumerate() {
+        for (i, (p, ts, names, values)) in self.persons.iter().enumerate() {
             if i % shards.max(1) == shard {
-                f(PersonId(*p), Events { ts, names });
+                f(PersonId(*p), Events { ts, names, values });
             }
         }
     }
 }
 
-/// An event as the snapshot reader sorts it: (time, write sequence, name id).
-type Row = (i64, u64, u32);
+/// An event as the snapshot reader sorts it: (time, write sequence, name id, value).
+type Row = (i64, u64, u32, f64);
+
+/// Sorts rows into (time, seq) order: equal times in write order.
+fn sort_rows(rows: &mut [Row]) {
+    rows.sort_unstable_by_key(|r| (r.0, r.1));
+}
 
 /// The events of a store snapshot, per canonical person.
 pub struct SnapshotSource<'a> {
@@ -160,13 +198,13 @@ impl<'a> SnapshotSource<'a> {
                 }
                 let (start, end) = cursor.take();
                 let rows = extra.entry(merged[&want]).or_default();
-                rows.extend((start..end).map(|i| (run.ts[i], run.seqs[i], run.names[i])));
+                rows.extend((start..end).map(|i| (run.ts[i], run.seqs[i], run.names[i], run.values[i])));
                 next += 1;
             }
         }
         let mut extra: Vec<(u64, Vec<Row>)> = extra.into_iter().collect();
         for (_, rows) in &mut extra {
-            rows.sort_unstable();
+            sort_rows(rows);
         }
         extra.sort_unstable_by_key(|e| e.0);
         let mut person_end = extra.last().map_or(0, |e| e.0 + 1);
@@ -192,8 +230,7 @@ impl SnapshotSource<'_> {
     fn concatenate(
         &self,
         slices: &mut [(usize, usize, usize)],
-        ts: &mut Vec<i64>,
-        names: &mut Vec<u32>,
+        buf: &mut Buffers,
     ) -> bool {
         let key = |&(r, i): &(usize, usize)| (self.runs[r].ts[i], self.runs[r].seqs[i]);
         slices.sort_unstable_by_key(|&(r, s, _)| key(&(r, s)));
@@ -205,8 +242,10 @@ impl SnapshotSource<'_> {
             }
         }
         for &(r, s, e) in slices.iter() {
-            ts.extend_from_slice(&self.runs[r].ts[s..e]);
-            names.extend_from_slice(&self.runs[r].names[s..e]);
+            let run = &self.runs[r];
+            buf.ts.extend_from_slice(&run.ts[s..e]);
+            buf.names.extend_from_slice(&run.names[s..e]);
+            buf.values.extend_from_slice(&run.values[s..e]);
         }
         true
     }
@@ -282,8 +321,7 @@ impl PersonSource for SnapshotSource<'_> {
         let mut mi = self.merged_from.partition_point(|&p| p < lo);
         let mut ei = self.extra.partition_point(|e| e.0 < lo);
         let mut slices: Vec<(usize, usize, usize)> = Vec::new();
-        let mut ts: Vec<i64> = Vec::new();
-        let mut names: Vec<u32> = Vec::new();
+        let mut buf = Buffers::default();
         let mut rows: Vec<Row> = Vec::new();
         while let Some(person) = cursors.iter().filter_map(|c| c.peek()).min() {
             if person >= hi {
@@ -298,7 +336,7 @@ impl PersonSource for SnapshotSource<'_> {
             }
             // Canonical persons before this one whose every event is stored under merged ids.
             while let Some((p, rows)) = self.extra.get(ei).filter(|e| e.0 < person) {
-                emit_rows(*p, rows, &mut ts, &mut names, f);
+                emit_rows(*p, rows, &mut buf, f);
                 ei += 1;
             }
             while self.merged_from.get(mi).is_some_and(|&p| p < person) {
@@ -323,45 +361,31 @@ impl PersonSource for SnapshotSource<'_> {
                     Events {
                         ts: &run.ts[s..e],
                         names: &run.names[s..e],
+                        values: &run.values[s..e],
                     },
                 );
                 continue;
             }
-            ts.clear();
-            names.clear();
-            if extra.is_none() && self.concatenate(&mut slices, &mut ts, &mut names) {
-                f(
-                    PersonId(person),
-                    Events {
-                        ts: &ts,
-                        names: &names,
-                    },
-                );
+            buf.clear();
+            if extra.is_none() && self.concatenate(&mut slices, &mut buf) {
+                f(PersonId(person), buf.events());
                 continue;
             }
             rows.clear();
             for &(r, s, e) in &slices {
                 let run = &self.runs[r];
-                rows.extend((s..e).map(|i| (run.ts[i], run.seqs[i], run.names[i])));
+                rows.extend((s..e).map(|i| (run.ts[i], run.seqs[i], run.names[i], run.values[i])));
             }
             if let Some(extra) = extra {
                 rows.extend_from_slice(extra);
             }
-            // Equal times in write order, as within a run.
-            rows.sort_unstable();
-            ts.extend(rows.iter().map(|r| r.0));
-            names.extend(rows.iter().map(|r| r.2));
-            f(
-                PersonId(person),
-                Events {
-                    ts: &ts,
-                    names: &names,
-                },
-            );
+            sort_rows(&mut rows);
+            buf.extend(&rows);
+            f(PersonId(person), buf.events());
         }
         // Canonical persons after the last stored one whose events are all under merged ids.
         while let Some((p, rows)) = self.extra.get(ei).filter(|e| e.0 < hi) {
-            emit_rows(*p, rows, &mut ts, &mut names, f);
+            emit_rows(*p, rows, &mut buf, f);
             ei += 1;
         }
     }
@@ -371,15 +395,42 @@ impl PersonSource for SnapshotSource<'_> {
 fn emit_rows(
     person: u64,
     rows: &[Row],
-    ts: &mut Vec<i64>,
-    names: &mut Vec<u32>,
+    buf: &mut Buffers,
     f: &mut dyn FnMut(PersonId, Events<'_>),
 ) {
-    ts.clear();
-    names.clear();
-    ts.extend(rows.iter().map(|r| r.0));
-    names.extend(rows.iter().map(|r| r.2));
-    f(PersonId(person), Events { ts, names });
+    buf.clear();
+    buf.extend(rows);
+    f(PersonId(person), buf.events());
+}
+
+/// One person's events gathered from several slices.
+#[derive(Default)]
+struct Buffers {
+    ts: Vec<i64>,
+    names: Vec<u32>,
+    values: Vec<f64>,
+}
+
+impl Buffers {
+    fn clear(&mut self) {
+        self.ts.clear();
+        self.names.clear();
+        self.values.clear();
+    }
+
+    fn extend(&mut self, rows: &[Row]) {
+        self.ts.extend(rows.iter().map(|r| r.0));
+        self.names.extend(rows.iter().map(|r| r.2));
+        self.values.extend(rows.iter().map(|r| r.3));
+    }
+
+    fn events(&self) -> Events<'_> {
+        Events {
+            ts: &self.ts,
+            names: &self.names,
+            values: &self.values,
+        }
+    }
 }
 
 /// Runs `work` on every shard of `source`, one thread a shard, and returns the partial

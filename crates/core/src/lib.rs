@@ -7,7 +7,9 @@
 pub mod ids;
 pub mod message;
 pub mod time;
+pub mod value;
 
 pub use ids::{IdProblem, MAX_ID_CHARS, PersonId, ProjectId, check_distinct_id};
 pub use message::{JsonMap, Message, MessageKind};
 pub use time::{Clock, FixedClock, SystemClock, Timestamp};
+pub use value::{VALUE_PROPERTIES, event_value};

@@ -12,10 +12,14 @@
 //! body blocks                        each: u32 raw length, zstd frame of (u32 len, bytes)*
 //! sections, 8-byte aligned           block_offsets u64×(B+1), persons u64×P,
 //!                                    person_offsets u32×(P+1), ts i64×N, name u32×N,
-//!                                    kind u8×N, seq u64×N
+//!                                    kind u8×N, seq u64×N, value f64×N
 //! footer                             JSON: counts, ranges, section offsets and CRC32s
 //! trailer (24 bytes)                 u64 footer length, u32 footer CRC32, u32 0, "LSPEND01"
 //! ```
+//! The `value` section (each event's [`lodestar_core::event_value`], NaN for none) came after
+//! the others; a part written without it gets the column computed from its bodies when first
+//! asked for, and compaction rewrites it with the section.
+//!
 //! Invariant: a part file is written to a temporary name, fsync'd, then renamed; it is never
 //! modified afterwards. Only the manifest says which parts are live.
 
@@ -84,6 +88,8 @@ pub struct PartRow<'a> {
     pub kind: u8,
     /// Write sequence number.
     pub seq: u64,
+    /// The event's value ([`lodestar_core::event_value`] of the body), NaN for none.
+    pub value: f64,
     /// The message body (JSON).
     pub body: &'a [u8],
 }
@@ -104,6 +110,9 @@ pub struct PartWriter {
     names: Vec<u32>,
     kinds: Vec<u8>,
     seqs: Vec<u64>,
+    values: Vec<f64>,
+    /// Off only in tests, to make a part as written before the `value` section existed.
+    write_values: bool,
     last: Option<(u64, i64, u64)>,
     compressor: zstd::bulk::Compressor<'static>,
 }
@@ -133,6 +142,8 @@ impl PartWriter {
             names: Vec::new(),
             kinds: Vec::new(),
             seqs: Vec::new(),
+            values: Vec::new(),
+            write_values: true,
             last: None,
             compressor,
         })
@@ -165,6 +176,7 @@ impl PartWriter {
         self.names.push(row.name);
         self.kinds.push(row.kind);
         self.seqs.push(row.seq);
+        self.values.push(row.value);
         self.block
             .extend_from_slice(&(row.body.len() as u32).to_le_bytes());
         self.block.extend_from_slice(row.body);
@@ -250,6 +262,10 @@ impl PartWriter {
         self.section("kind", &kinds, &mut sections)?;
         let seqs = std::mem::take(&mut self.seqs);
         self.section("seq", bytemuck::cast_slice(&seqs), &mut sections)?;
+        let values = std::mem::take(&mut self.values);
+        if self.write_values {
+            self.section("value", bytemuck::cast_slice(&values), &mut sections)?;
+        }
         let footer = Footer {
             format: PART_FORMAT,
             block_rows: self.block_rows,
@@ -287,10 +303,12 @@ pub struct Part {
     path: PathBuf,
     map: Mmap,
     footer: Footer,
-    ranges: [(usize, usize); 7],
+    ranges: [(usize, usize); 8],
+    /// The `value` column of a part written without one, computed on first use.
+    computed_values: std::sync::OnceLock<Vec<f64>>,
 }
 
-const SECTION_NAMES: [&str; 7] = [
+const SECTION_NAMES: [&str; 8] = [
     "block_offsets",
     "persons",
     "person_offsets",
@@ -298,7 +316,10 @@ const SECTION_NAMES: [&str; 7] = [
     "name",
     "kind",
     "seq",
+    "value",
 ];
+/// Sections a part may lack (written before they existed), by index in [`SECTION_NAMES`].
+const OPTIONAL_SECTION: usize = 7;
 
 impl std::fmt::Debug for Part {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -341,13 +362,15 @@ impl Part {
         if footer.format != PART_FORMAT {
             return Err(bad(&format!("unsupported part format {}", footer.format)));
         }
-        let mut ranges = [(0usize, 0usize); 7];
+        let mut ranges = [(0usize, 0usize); 8];
         for (i, name) in SECTION_NAMES.iter().enumerate() {
-            let s = footer
-                .sections
-                .iter()
-                .find(|s| s.name == *name)
-                .ok_or_else(|| bad(&format!("missing section {name}")))?;
+            let found = footer.sections.iter().find(|s| s.name == *name);
+            let Some(s) = found else {
+                if i == OPTIONAL_SECTION {
+                    continue;
+                }
+                return Err(bad(&format!("missing section {name}")));
+            };
             let (start, len) = (s.offset as usize, s.len as usize);
             if start % 8 != 0 || start.checked_add(len).is_none_or(|end| end > footer_end) {
                 return Err(bad(&format!("section {name} out of bounds")));
@@ -359,6 +382,7 @@ impl Part {
             map,
             footer,
             ranges,
+            computed_values: std::sync::OnceLock::new(),
         };
         let rows = part.footer.stats.rows as usize;
         let persons = part.footer.stats.persons as usize;
@@ -366,6 +390,7 @@ impl Part {
             && part.names().len() == rows
             && part.kinds().len() == rows
             && part.seqs().len() == rows
+            && (!part.has_values() || part.values().len() == rows)
             && part.persons().len() == persons
             && part.person_offsets().len() == persons + 1
             && part.person_offsets().last().copied() == Some(rows as u32)
@@ -379,12 +404,9 @@ impl Part {
     /// Checks every section's CRC32.
     pub fn verify(&self) -> Result<()> {
         for (i, name) in SECTION_NAMES.iter().enumerate() {
-            let s = self
-                .footer
-                .sections
-                .iter()
-                .find(|s| s.name == *name)
-                .expect("checked on open");
+            let Some(s) = self.footer.sections.iter().find(|s| s.name == *name) else {
+                continue; // an optional section this part lacks
+            };
             let (a, b) = self.ranges[i];
             if crc32fast::hash(&self.map[a..b]) != s.crc32 {
                 return Err(StoreError::corrupt(
@@ -449,6 +471,36 @@ impl Part {
     /// Write sequence numbers, per row.
     pub fn seqs(&self) -> &[u64] {
         bytemuck::cast_slice(self.bytes(6))
+    }
+
+    /// Whether the part has its `value` section (else [`Part::values`] computes it).
+    fn has_values(&self) -> bool {
+        self.ranges[OPTIONAL_SECTION] != (0, 0) || self.rows() == 0
+    }
+
+    /// Each event's value ([`lodestar_core::event_value`]), NaN for none, per row. A part
+    /// written before the column existed computes it from its bodies on the first call
+    /// (a body that cannot be read counts as no value).
+    pub fn values(&self) -> &[f64] {
+        if self.ranges[OPTIONAL_SECTION] != (0, 0) {
+            return bytemuck::cast_slice(self.bytes(OPTIONAL_SECTION));
+        }
+        self.computed_values.get_or_init(|| {
+            let mut values = Vec::with_capacity(self.rows());
+            for b in 0..self.blocks() {
+                match self.block_bodies(b) {
+                    Ok(bodies) => {
+                        values.extend(bodies.iter().map(|b| lodestar_core::event_value(b)))
+                    }
+                    Err(e) => {
+                        tracing::warn!(error = %e, "part body block unreadable; its events get no value");
+                        let n = self.block_rows().min(self.rows() - values.len());
+                        values.extend(std::iter::repeat_n(f64::NAN, n));
+                    }
+                }
+            }
+            values
+        })
     }
 
     /// Rows per body block.
@@ -535,6 +587,7 @@ mod tests {
                 name: *name,
                 kind: *kind,
                 seq: *seq,
+                value: *seq as f64 / 4.0,
                 body,
             })
             .unwrap();
@@ -555,7 +608,46 @@ mod tests {
             assert_eq!(part.names()[i], *name);
             assert_eq!(part.kinds()[i], *kind);
             assert_eq!(part.seqs()[i], *seq);
+            assert_eq!(part.values()[i], *seq as f64 / 4.0);
             assert_eq!(&bodies[i], body);
+        }
+    }
+
+    #[test]
+    fn a_part_without_values_computes_them_from_its_bodies() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("p.lsp");
+        let mut w = PartWriter::create(&path).unwrap();
+        w.write_values = false;
+        let bodies: Vec<String> = (0..3000)
+            .map(|i| match i % 3 {
+                0 => format!(r#"{{"properties":{{"revenue":{i}}}}}"#),
+                1 => r#"{"properties":{"plan":"pro"}}"#.to_string(),
+                _ => format!(r#"{{"properties":{{"score":"{}"}}}}"#, i % 11),
+            })
+            .collect();
+        for (i, body) in bodies.iter().enumerate() {
+            w.push(PartRow {
+                person: i as u64,
+                ts: 0,
+                name: 0,
+                kind: 0,
+                seq: i as u64 + 1,
+                value: 999.0, // not written
+                body: body.as_bytes(),
+            })
+            .unwrap();
+        }
+        w.finish().unwrap();
+        let part = Part::open(&path).unwrap();
+        part.verify().unwrap();
+        assert!(!part.has_values());
+        for (i, v) in part.values().iter().enumerate() {
+            match i % 3 {
+                0 => assert_eq!(*v, i as f64),
+                1 => assert!(v.is_nan()),
+                _ => assert_eq!(*v, (i % 11) as f64),
+            }
         }
     }
 
@@ -569,6 +661,7 @@ mod tests {
             name: 0,
             kind: 0,
             seq: 1,
+            value: f64::NAN,
             body: b"{}",
         })
         .unwrap();
@@ -578,6 +671,7 @@ mod tests {
             name: 0,
             kind: 0,
             seq: 2,
+            value: f64::NAN,
             body: b"{}",
         });
         assert!(err.is_err());
@@ -595,6 +689,7 @@ mod tests {
                 name: *name,
                 kind: *kind,
                 seq: *seq,
+                value: f64::NAN,
                 body,
             })
             .unwrap();

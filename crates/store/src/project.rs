@@ -278,6 +278,7 @@ impl Project {
                 name: tail.names[i],
                 kind: tail.kinds[i],
                 seq: tail.seqs[i],
+                value: tail.values[i],
                 body: &tail.bodies[i],
             };
             if let Err(e) = writer.push(row) {
@@ -618,7 +619,7 @@ fn merge_parts(
         .flat_map(|p| p.persons().iter().copied())
         .filter(|p| canonical.contains_key(p))
         .collect();
-    let mut moved: Vec<(u64, i64, u64, u32, u8, Vec<u8>)> = Vec::new();
+    let mut moved: Vec<(u64, i64, u64, u32, u8, f64, Vec<u8>)> = Vec::new();
     for part in inputs {
         let offsets = part.person_offsets();
         let mut block: Option<(usize, Vec<Vec<u8>>)> = None;
@@ -636,6 +637,7 @@ fn merge_parts(
                         part.seqs()[row],
                         part.names()[row],
                         part.kinds()[row],
+                        part.values()[row],
                         body,
                     ));
                 }
@@ -679,6 +681,7 @@ fn merge_parts(
                         name: c.part.names()[row],
                         kind: c.part.kinds()[row],
                         seq: h.2,
+                        value: c.part.values()[row],
                         body: &body,
                     })?;
                     c.row += 1;
@@ -694,7 +697,8 @@ fn merge_parts(
                         name: m.3,
                         kind: m.4,
                         seq: m.2,
-                        body: &m.5,
+                        value: m.5,
+                        body: &m.6,
                     })?;
                 }
             }

@@ -22,6 +22,8 @@ pub struct TailRows {
     pub kinds: Vec<u8>,
     /// Write sequence number per row.
     pub seqs: Vec<u64>,
+    /// Event value per row ([`lodestar_core::event_value`]), NaN for none.
+    pub values: Vec<f64>,
     /// Message body (JSON) per row.
     pub bodies: Vec<Vec<u8>>,
     /// Dedup entry per row (see `dedup::entry`).
@@ -49,6 +51,7 @@ impl TailRows {
         self.ts = order.iter().map(|&i| self.ts[i]).collect();
         self.names = order.iter().map(|&i| self.names[i]).collect();
         self.kinds = order.iter().map(|&i| self.kinds[i]).collect();
+        self.values = order.iter().map(|&i| self.values[i]).collect();
         if !self.entries.is_empty() {
             self.entries = order.iter().map(|&i| self.entries[i]).collect();
         }
@@ -79,6 +82,8 @@ pub struct Run<'a> {
     pub kinds: &'a [u8],
     /// Write sequence number per row (orders events with equal times).
     pub seqs: &'a [u64],
+    /// Event value per row, NaN for none.
+    pub values: &'a [f64],
 }
 
 /// Person row ranges of a run: parts store them, the tail has one person per row.
@@ -186,6 +191,7 @@ impl Snapshot {
                 names: p.names(),
                 kinds: p.kinds(),
                 seqs: p.seqs(),
+                values: p.values(),
             })
             .collect();
         if !self.tail.is_empty() {
@@ -196,6 +202,7 @@ impl Snapshot {
                 names: &self.tail.names,
                 kinds: &self.tail.kinds,
                 seqs: &self.tail.seqs,
+                values: &self.tail.values,
             });
         }
         runs

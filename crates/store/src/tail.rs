@@ -285,6 +285,7 @@ pub(crate) fn read(
             rows.names.push(r.name);
             rows.kinds.push(r.kind);
             rows.entries.push(r.entry);
+            rows.values.push(lodestar_core::event_value(r.body));
             rows.bodies.push(r.body.to_vec());
         });
         if valid != bytes.len() || n != s.rows {
