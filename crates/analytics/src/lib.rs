@@ -13,6 +13,7 @@ mod error;
 pub mod funnel;
 pub mod lifecycle;
 pub mod period;
+pub mod registry;
 pub mod retention;
 mod source;
 pub mod spec;

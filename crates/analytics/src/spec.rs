@@ -15,18 +15,20 @@ use crate::retention::{RetentionKind, RetentionQuery};
 use crate::stages::{StageRules, StagesQuery};
 
 /// A date range and zone, shared by every analysis.
-struct RangeSpec<'a> {
-    date_from: &'a str,
-    date_to: &'a str,
-    timezone: Option<&'a str>,
+pub(crate) struct RangeSpec<'a> {
+    pub(crate) date_from: &'a str,
+    pub(crate) date_to: &'a str,
+    pub(crate) timezone: Option<&'a str>,
 }
 
 impl RangeSpec<'_> {
-    fn calendar(&self) -> Result<Calendar> {
+    /// The zone's calendar (`UTC` when absent).
+    pub(crate) fn calendar(&self) -> Result<Calendar> {
         Calendar::new(self.timezone.unwrap_or("UTC"))
     }
 
-    fn dates(&self) -> Result<(Date, Date)> {
+    /// The first and last dates, checked.
+    pub(crate) fn dates(&self) -> Result<(Date, Date)> {
         let from = parse_date("date_from", self.date_from)?;
         let to = parse_date("date_to", self.date_to)?;
         if to < from {
@@ -37,13 +39,23 @@ impl RangeSpec<'_> {
         }
         Ok((from, to))
     }
+
+    /// `[start of date_from, start of the day after date_to)` in ms.
+    pub(crate) fn bounds_ms(&self) -> Result<(i64, i64)> {
+        let cal = self.calendar()?;
+        let (from, to) = self.dates()?;
+        let after = to
+            .checked_add(jiff::Span::new().days(1))
+            .map_err(|e| AnalyticsError::invalid("date_to", e.to_string()))?;
+        Ok((cal.start_of(from)?, cal.start_of(after)?))
+    }
 }
 
 /// Gives each spec (all have `date_from`, `date_to`, `timezone`) its [`RangeSpec`].
 macro_rules! with_range {
     ($($spec:ty),*) => {$(
         impl $spec {
-            fn range(&self) -> RangeSpec<'_> {
+            pub(crate) fn range(&self) -> RangeSpec<'_> {
                 RangeSpec {
                     date_from: &self.date_from,
                     date_to: &self.date_to,
@@ -53,6 +65,9 @@ macro_rules! with_range {
         }
     )*};
 }
+
+#[allow(unused_imports, reason = "for the specs kernels keep in their own modules")]
+pub(crate) use with_range;
 
 with_range!(FunnelSpec, RetentionSpec, LifecycleSpec, StagesSpec);
 
@@ -84,7 +99,8 @@ pub fn parse_duration(field: &str, s: &str) -> Result<i64> {
     n.checked_mul(ms).filter(|v| *v > 0).ok_or_else(bad)
 }
 
-fn interval(s: Option<&str>, default: Interval) -> Result<Interval> {
+/// The interval named by `s`, or `default`.
+pub(crate) fn interval(s: Option<&str>, default: Interval) -> Result<Interval> {
     s.map_or(Ok(default), Interval::parse)
 }
 
@@ -115,17 +131,13 @@ pub struct FunnelSpec {
 impl FunnelSpec {
     /// The checked query.
     pub fn query(&self, threads: usize) -> Result<FunnelQuery> {
-        let cal = self.range().calendar()?;
-        let (from, to) = self.range().dates()?;
-        let after = to
-            .checked_add(jiff::Span::new().days(1))
-            .map_err(|e| AnalyticsError::invalid("date_to", e.to_string()))?;
+        let (from_ms, to_ms) = self.range().bounds_ms()?;
         let steps: Vec<&str> = self.steps.iter().map(String::as_str).collect();
         let mut q = FunnelQuery::new(
             &steps,
             parse_duration("window", self.window.as_deref().unwrap_or("14d"))?,
-            cal.start_of(from)?,
-            cal.start_of(after)?,
+            from_ms,
+            to_ms,
         );
         q.order = self.order.unwrap_or(FunnelOrder::Ordered);
         q.dropped_at = self.dropped_at;

@@ -317,8 +317,8 @@ pub(crate) async fn warnings(
     Ok(Json(json!({"warnings": rows})).into_response())
 }
 
-/// `POST /api/projects/{name}/analyses/{funnel|retention|lifecycle|stages}` with the analysis's
-/// parameters as a JSON body (see `lodestar_analytics::spec`).
+/// `POST /api/projects/{name}/analyses/{kind}` with the analysis's parameters as a JSON body
+/// (see `lodestar_analytics::registry`).
 pub(crate) async fn analysis(
     State(state): State<Arc<AppState>>,
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
@@ -331,47 +331,14 @@ pub(crate) async fn analysis(
     let threads = state.analysis_threads;
     let store = state.store.clone();
     let run = move || -> Result<serde_json::Value, ApiError> {
-        let bad_json = |e: serde_json::Error| {
-            ApiError::new(400, "invalid_json", format!("the {kind} parameters: {e}"))
-        };
+        use lodestar_analytics::registry::{self, RunError};
         let snapshot = store.snapshot(project.id)?;
         let source = lodestar_analytics::SnapshotSource::new(&snapshot);
-        let value = match kind.as_str() {
-            "funnel" => {
-                let spec: lodestar_analytics::spec::FunnelSpec =
-                    serde_json::from_slice(&body).map_err(bad_json)?;
-                json!(lodestar_analytics::funnel(&source, &spec.query(threads)?)?)
-            }
-            "retention" => {
-                let spec: lodestar_analytics::spec::RetentionSpec =
-                    serde_json::from_slice(&body).map_err(bad_json)?;
-                json!(lodestar_analytics::retention(
-                    &source,
-                    &spec.query(threads)?
-                )?)
-            }
-            "lifecycle" => {
-                let spec: lodestar_analytics::spec::LifecycleSpec =
-                    serde_json::from_slice(&body).map_err(bad_json)?;
-                json!(lodestar_analytics::lifecycle(
-                    &source,
-                    &spec.query(threads)?
-                )?)
-            }
-            "stages" => {
-                let spec: lodestar_analytics::spec::StagesSpec =
-                    serde_json::from_slice(&body).map_err(bad_json)?;
-                json!(lodestar_analytics::stages(&source, &spec.query(threads)?)?)
-            }
-            _ => {
-                return Err(ApiError::new(
-                    404,
-                    "unknown_analysis",
-                    format!("no analysis {kind:?}; there are funnel, retention, lifecycle, stages"),
-                ));
-            }
-        };
-        Ok(value)
+        registry::run(&kind, &body, &source, threads).map_err(|e| match e {
+            RunError::Unknown(_) => ApiError::new(404, "unknown_analysis", e.to_string()),
+            RunError::Json { .. } => ApiError::new(400, "invalid_json", e.to_string()),
+            RunError::Analysis(e) => e.into(),
+        })
     };
     let value = tokio::task::spawn_blocking(run)
         .await
