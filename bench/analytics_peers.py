@@ -124,6 +124,44 @@ SETTINGS max_threads = {{threads}}
 """
 
 
+# RFM over every buyer of the range (purchases: Order Completed; monetary: the sum of their
+# values), quintile scores 1 + floor(5 * (rank - 1) / n) with ties sharing a score, and the
+# default eleven layers of the R x F grid.
+RFM_LAYER = """CASE WHEN r = 5 AND f >= 4 THEN 'champions'
+  WHEN r BETWEEN 3 AND 4 AND f >= 4 THEN 'loyal'
+  WHEN r >= 4 AND f BETWEEN 2 AND 3 THEN 'potential_loyalist'
+  WHEN r = 5 AND f = 1 THEN 'new'
+  WHEN r = 4 AND f = 1 THEN 'promising'
+  WHEN r = 3 AND f = 3 THEN 'need_attention'
+  WHEN r = 3 THEN 'about_to_sleep'
+  WHEN r <= 2 AND f = 5 THEN 'cant_lose'
+  WHEN r <= 2 AND f >= 3 THEN 'at_risk'
+  WHEN r = 2 THEN 'hibernating'
+  ELSE 'lost' END"""
+
+DUCK_RFM = f"""
+WITH b AS (
+  SELECT person, max(ts) AS last, count(*) AS freq, sum(coalesce(value, 0)) AS money
+  FROM ev WHERE event = 'Order Completed' AND ts >= {FROM_MS} AND ts < {TO_MS} GROUP BY person),
+s AS (
+  SELECT money, 1 + (5 * (rank() OVER (ORDER BY last) - 1)) // count(*) OVER () AS r,
+         1 + (5 * (rank() OVER (ORDER BY freq) - 1)) // count(*) OVER () AS f
+  FROM b)
+SELECT {RFM_LAYER} AS layer, count(*), round(sum(money), 2) FROM s GROUP BY layer ORDER BY layer
+"""
+
+CH_RFM = f"""
+SELECT {RFM_LAYER} AS layer, count(), round(sum(money), 2) FROM (
+  SELECT money, 1 + intDiv(5 * (rank() OVER (ORDER BY last) - 1), count() OVER ()) AS r,
+         1 + intDiv(5 * (rank() OVER (ORDER BY freq) - 1), count() OVER ()) AS f
+  FROM (
+    SELECT person, max(ts) AS last, count() AS freq, sum(ifNull(value, 0)) AS money
+    FROM bench.ev WHERE event = 'Order Completed' AND ts >= {FROM_MS} AND ts < {TO_MS} GROUP BY person))
+GROUP BY layer ORDER BY layer
+SETTINGS max_threads = {{threads}}
+"""
+
+
 def first_cohort(rows) -> list[int]:
     rows = [tuple(r) for r in rows]
     if not rows:
@@ -134,6 +172,14 @@ def first_cohort(rows) -> list[int]:
         if c == c0:
             out[int(k)] = int(n)
     return out
+
+
+def rfm_line(rows) -> str:
+    """Buyers, monetary and per-layer counts, printed as Lodestar's `analyses` prints them."""
+    rows = [(k, int(n), float(m)) for k, n, m in rows]
+    buyers = sum(n for _, n, _ in rows)
+    money = sum(m for _, _, m in rows)
+    return f"{buyers} buyers, monetary {money:.2f}; " + ", ".join(f"{k} {n}" for k, n, _ in sorted(rows))
 
 
 def duck(csv: str, threads: int, runs: int) -> None:
@@ -153,6 +199,8 @@ def duck(csv: str, threads: int, runs: int) -> None:
     print(f"duckdb retention: median {secs:.3f} s; first cohort {first_cohort(res)}")
     secs, res = timed(runs, lambda: db.execute(DUCK_STAGES).fetchall())
     print(f"duckdb stages at the end of {TO}: median {secs:.3f} s; {dict(res)}")
+    secs, res = timed(runs, lambda: db.execute(DUCK_RFM).fetchall())
+    print(f"duckdb rfm: median {secs:.3f} s; {rfm_line(res)}")
 
 
 def ch(csv: str, threads: int, runs: int) -> None:
@@ -161,11 +209,12 @@ def ch(csv: str, threads: int, runs: int) -> None:
 
     s = session.Session()
     s.query("CREATE DATABASE IF NOT EXISTS bench")
-    s.query("CREATE TABLE bench.ev (person UInt64, ts Int64, event LowCardinality(String), ord UInt32) "
+    s.query("CREATE TABLE bench.ev (person UInt64, ts Int64, event LowCardinality(String), ord UInt32, "
+            "value Nullable(Float64)) "
             "ENGINE = MergeTree ORDER BY (person, ts, ord)")
     t = time.perf_counter()
     s.query(f"INSERT INTO bench.ev SELECT * FROM file('{csv}', CSVWithNames, "
-            f"'person UInt64, ts Int64, event String, ord UInt32')")
+            f"'person UInt64, ts Int64, event String, ord UInt32, value Nullable(Float64)')")
     s.query("OPTIMIZE TABLE bench.ev FINAL")
     load = time.perf_counter() - t
     n = s.query("SELECT count() FROM bench.ev", "CSV").bytes().decode().strip()
@@ -181,6 +230,8 @@ def ch(csv: str, threads: int, runs: int) -> None:
     print(f"chdb retention: median {secs:.3f} s; first cohort {first_cohort(res)}")
     secs, res = timed(runs, lambda: rows(CH_STAGES))
     print(f"chdb stages at the end of {TO}: median {secs:.3f} s; {dict((k, int(v)) for k, v in res)}")
+    secs, res = timed(runs, lambda: rows(CH_RFM))
+    print(f"chdb rfm: median {secs:.3f} s; {rfm_line(res)}")
 
 
 if __name__ == "__main__":

@@ -1,6 +1,6 @@
 //! Times the analysis kernels on a store through the same reader the server uses: a 3-step
-//! funnel with a 7-day window, 12-week retention, and the weekly lifecycle, with 1 and 2
-//! threads. The figures go to `docs/benchmarks.md`; the side-by-side with DuckDB and chDB
+//! funnel with a 7-day window, 12-week retention, the weekly lifecycle, the five-stage
+//! lifecycle and RFM, with 1 and 2 threads. The figures go to `docs/benchmarks.md`; the side-by-side with DuckDB and chDB
 //! is `bench/analytics.sh`.
 //!
 //! usage: analyses DATA_DIR [PROJECT=bench] [RUNS=5] [FROM=2025-01-01] [TO=2025-12-31]
@@ -12,6 +12,7 @@
 )]
 
 use lodestar_analytics::spec::{FunnelSpec, LifecycleSpec, RetentionSpec, StagesSpec};
+use lodestar_analytics::rfm::{RfmSpec, rfm};
 use lodestar_analytics::{SnapshotSource, funnel, lifecycle, retention, stages};
 use lodestar_bench::{median, open_store, quiet_config, time_runs};
 use lodestar_store::EventStore;
@@ -36,6 +37,14 @@ fn main() -> anyhow::Result<()> {
         snapshot.tail().len(),
         snapshot.merged_persons().len()
     );
+    // Parts written before the value column existed compute it on first use: do that
+    // before timing, as a server would have by its first RFM query.
+    let (value_secs, _) = time_runs(1, || {
+        for part in snapshot.parts() {
+            part.values();
+        }
+    });
+    println!("value columns ready: {:.3} s", median(&value_secs));
     let (reader_secs, _) = time_runs(runs, || SnapshotSource::new(&snapshot));
     println!("reader setup: median {:.3} s", median(&reader_secs));
     let source = SnapshotSource::new(&snapshot);
@@ -66,6 +75,15 @@ fn main() -> anyhow::Result<()> {
     let lifecycle_spec = LifecycleSpec {
         event: None,
         interval: Some("week".into()),
+        date_from: from.clone(),
+        date_to: to.clone(),
+        timezone: Some("Asia/Shanghai".into()),
+    };
+    let rfm_spec = RfmSpec {
+        purchase_events: None,
+        scheme: None,
+        layers: None,
+        list: None,
         date_from: from.clone(),
         date_to: to.clone(),
         timezone: Some("Asia/Shanghai".into()),
@@ -111,6 +129,26 @@ fn main() -> anyhow::Result<()> {
             "stages (five-stage lifecycle, monthly), {threads} thread(s): median {:.3} s; at the end {:?}",
             median(&t),
             r.points.last().map(|p| &p.counts)
+        );
+        let q = rfm_spec.query(threads)?;
+        let (t, r) = time_runs(runs, || rfm(&source, &q));
+        let r = r?;
+        // As the peers print them: by key, empty layers left out.
+        let mut layers: Vec<(&str, u64)> = r
+            .layers
+            .iter()
+            .filter(|l| l.persons > 0)
+            .map(|l| (l.key.as_str(), l.persons))
+            .collect();
+        layers.sort_unstable();
+        let layers: Vec<String> = layers.iter().map(|(k, n)| format!("{k} {n}")).collect();
+        println!(
+            "rfm, {threads} thread(s): median {:.3} s; {} buyers, monetary {:.2}; grid row R5 {:?}; {}",
+            median(&t),
+            r.persons,
+            r.monetary,
+            r.grid_persons[4],
+            layers.join(", ")
         );
         // One instant, as the peers are asked: the end of the last date.
         let mut one = stages_spec.clone();

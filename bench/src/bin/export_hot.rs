@@ -1,5 +1,5 @@
 //! Writes the hot columns of a project's events — canonical person, time (ms), event name,
-//! write order — as CSV, through the same reader the analyses use, for loading the same
+//! write order, value (empty for none) — as CSV, through the same reader the analyses use, for loading the same
 //! data into DuckDB and chDB in `bench/analytics.sh`.
 //!
 //! usage: export_hot DATA_DIR PROJECT OUT.csv
@@ -31,17 +31,27 @@ fn main() -> anyhow::Result<()> {
         .map(|n| n.replace('"', "\"\""))
         .collect();
     let mut out = std::io::BufWriter::with_capacity(1 << 20, std::fs::File::create(&args[3])?);
-    writeln!(out, "person,ts,event,ord")?;
+    writeln!(out, "person,ts,event,ord,value")?;
     let mut rows = 0u64;
     let mut failed = None;
     source.for_each_person(0, 1, &mut |person, ev| {
         for i in 0..ev.len() {
             // `ord` is the position in the person's stream: ties in time keep write order.
-            if let Err(e) = writeln!(
-                out,
-                "{},{},\"{}\",{}",
-                person.0, ev.ts[i], names[ev.names[i] as usize], i
-            ) {
+            let v = ev.values[i];
+            let written = if v.is_nan() {
+                writeln!(
+                    out,
+                    "{},{},\"{}\",{},",
+                    person.0, ev.ts[i], names[ev.names[i] as usize], i
+                )
+            } else {
+                writeln!(
+                    out,
+                    "{},{},\"{}\",{},{}",
+                    person.0, ev.ts[i], names[ev.names[i] as usize], i, v
+                )
+            };
+            if let Err(e) = written {
                 failed.get_or_insert(e);
             }
         }

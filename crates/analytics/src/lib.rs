@@ -15,6 +15,7 @@ pub mod lifecycle;
 pub mod period;
 pub mod registry;
 pub mod retention;
+pub mod rfm;
 mod source;
 pub mod spec;
 pub mod stages;

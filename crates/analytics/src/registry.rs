@@ -9,7 +9,7 @@ use crate::source::PersonSource;
 use crate::spec;
 
 /// The analyses' names, as the API path and `lodestar report` spell them.
-pub const ANALYSES: &[&str] = &["funnel", "retention", "lifecycle", "stages"];
+pub const ANALYSES: &[&str] = &["funnel", "retention", "lifecycle", "stages", "rfm"];
 
 /// Why a named analysis did not run.
 #[derive(Debug, thiserror::Error)]
@@ -64,6 +64,10 @@ pub fn run(
         "stages" => {
             let s: spec::StagesSpec = parse(kind, params)?;
             json(crate::stages(source, &s.query(threads)?))?
+        }
+        "rfm" => {
+            let s: crate::rfm::RfmSpec = parse(kind, params)?;
+            json(crate::rfm::rfm(source, &s.query(threads)?))?
         }
         _ => return Err(RunError::Unknown(kind.to_string())),
     };

@@ -50,7 +50,13 @@ proptest! {
         ).unwrap();
         let (p, _) = store.create_project("shop").unwrap();
         for (i, &(anon, user, event, minute, seal) ) in steps.iter().enumerate() {
-            let m = msg(i, user.map(|u| format!("u{u}")), Some(format!("a{anon}")), NAMES[event], 1_700_000_000_000 + minute * 60_000);
+            let mut m = msg(i, user.map(|u| format!("u{u}")), Some(format!("a{anon}")), NAMES[event], 1_700_000_000_000 + minute * 60_000);
+            // Values: a number, a numeric string under a later key, or none.
+            match i % 3 {
+                0 => { m.properties.insert("revenue".into(), serde_json::json!(i)); }
+                1 => { m.properties.insert("total".into(), serde_json::json!(format!("{i}.5"))); }
+                _ => { m.properties.insert("plan".into(), serde_json::json!("pro")); }
+            }
             store.append(p.id, AppendBatch { messages: vec![m], ..Default::default() }).unwrap().wait_blocking().unwrap();
             if seal {
                 store.seal_now(p.id).unwrap();
@@ -60,30 +66,37 @@ proptest! {
         let snapshot = store.snapshot(p.id).unwrap();
         let source = SnapshotSource::new(&snapshot);
         // The same events, by canonical person, from the decoded messages.
-        let mut rows: Vec<(u64, i64, u64, String)> = Vec::new();
+        let mut rows: Vec<(u64, i64, u64, String, u64)> = Vec::new();
         snapshot.for_each_message(|person, seq, m| {
-            rows.push((person.0, m.timestamp.millis(), seq, m.event.clone().unwrap()));
+            let value = match (m.properties.get("revenue"), m.properties.get("total")) {
+                (Some(v), _) => v.as_f64().unwrap(),
+                (None, Some(v)) => v.as_str().unwrap().parse().unwrap(),
+                _ => f64::NAN,
+            };
+            rows.push((person.0, m.timestamp.millis(), seq, m.event.clone().unwrap(), value.to_bits()));
             Ok(())
         }).unwrap();
         // Equal times in write order.
         rows.sort_by_key(|r| (r.0, r.1, r.2));
-        let naive = VecSource::new(rows.iter().map(|(p, t, _, n)| (*p, *t, n.as_str())));
+        let naive = VecSource::new(rows.iter().map(|(p, t, _, n, _)| (*p, *t, n.as_str())));
         let mut seen = Vec::new();
         for shard in 0..threads {
             source.for_each_person(shard, threads, &mut |person, ev| {
-                seen.push((person.0, ev.ts.to_vec(), ev.names.to_vec()));
+                let values: Vec<u64> = ev.values.iter().map(|v| v.to_bits()).collect();
+                seen.push((person.0, ev.ts.to_vec(), ev.names.to_vec(), values));
             });
         }
         seen.sort();
         let name_id = |n: &str| snapshot.name_id(n).unwrap();
-        let mut want: Vec<(u64, Vec<i64>, Vec<u32>)> = Vec::new();
-        for (person, t, _, n) in &rows {
+        let mut want: Vec<(u64, Vec<i64>, Vec<u32>, Vec<u64>)> = Vec::new();
+        for (person, t, _, n, v) in &rows {
             match want.last_mut() {
-                Some((p, ts, names)) if p == person => {
+                Some((p, ts, names, values)) if p == person => {
                     ts.push(*t);
                     names.push(name_id(n));
+                    values.push(*v);
                 }
-                _ => want.push((*person, vec![*t], vec![name_id(n)])),
+                _ => want.push((*person, vec![*t], vec![name_id(n)], vec![*v])),
             }
         }
         prop_assert_eq!(&seen, &want);

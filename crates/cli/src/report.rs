@@ -4,6 +4,7 @@
 use std::process::ExitCode;
 
 use anyhow::Context;
+use lodestar_analytics::rfm::{RfmResult, RfmSpec, rfm};
 use lodestar_analytics::spec::{FunnelSpec, LifecycleSpec, RetentionSpec, StagesSpec};
 use lodestar_analytics::{
     FunnelOrder, FunnelResult, LifecycleResult, RetentionResult, SnapshotSource, StagesResult,
@@ -88,6 +89,34 @@ pub enum Report {
         #[arg(long)]
         interval: Option<String>,
     },
+    /// RFM: recency, frequency, monetary scores and layers of buyers. RFM 分层
+    Rfm {
+        #[command(flatten)]
+        common: Common,
+        /// Purchase events, comma-separated; "" for every event with a value. 购买事件 [default: Order Completed]
+        #[arg(long, value_delimiter = ',')]
+        purchase_events: Option<Vec<String>>,
+        /// segments (eleven named layers) or eight (重要价值客户 …). 分层方案 [default: segments]
+        #[arg(long)]
+        scheme: Option<String>,
+        /// Also list this many buyers, highest monetary first. 列出前 N 名客户
+        #[arg(long)]
+        list: Option<usize>,
+    },
+    /// Any analysis by name with JSON parameters, printed as JSON (see docs/analytics.md). 按名称运行任意分析
+    Run {
+        /// Analysis name: funnel, retention, rfm, … 分析名称
+        kind: String,
+        /// Project. 项目
+        #[arg(long)]
+        project: String,
+        /// Parameters as JSON, or @FILE to read them from a file. 参数（JSON 或 @文件）
+        #[arg(long)]
+        params: String,
+        /// Threads. 线程数 [default: all cores]
+        #[arg(long)]
+        threads: Option<usize>,
+    },
     /// Lifecycle stages: onboarding, growth, maturity, dormant, churned, resurrected; flows. 生命周期阶段分布与流转
     Stages {
         #[command(flatten)]
@@ -107,7 +136,14 @@ pub fn run(config: Config, report: Report) -> anyhow::Result<ExitCode> {
         Report::Funnel { common, .. }
         | Report::Retention { common, .. }
         | Report::Lifecycle { common, .. }
+        | Report::Rfm { common, .. }
         | Report::Stages { common, .. } => common.clone(),
+        Report::Run {
+            kind,
+            project,
+            params,
+            threads,
+        } => return run_named(&config, kind, project, params, *threads),
     };
     let threads = common
         .threads
@@ -197,6 +233,99 @@ pub fn run(config: Config, report: Report) -> anyhow::Result<ExitCode> {
             };
             let result = lodestar_analytics::stages(&source, &spec.query(threads)?)?;
             print(common.json, &result, print_stages)
+        }
+        Report::Rfm {
+            purchase_events,
+            scheme,
+            list,
+            ..
+        } => {
+            let spec = RfmSpec {
+                // `--purchase-events ""` is the empty list: every event with a value.
+                purchase_events: purchase_events
+                    .map(|v| v.into_iter().filter(|e| !e.is_empty()).collect()),
+                scheme,
+                layers: None,
+                list,
+                date_from: from,
+                date_to: to,
+                timezone: tz,
+            };
+            let result = rfm(&source, &spec.query(threads)?)?;
+            print(common.json, &result, print_rfm)
+        }
+        Report::Run { .. } => unreachable!("answered above"),
+    }
+}
+
+/// `lodestar report run KIND --params JSON|@FILE`.
+#[allow(clippy::print_stdout, reason = "the command's output")]
+fn run_named(
+    config: &Config,
+    kind: &str,
+    project: &str,
+    params: &str,
+    threads: Option<usize>,
+) -> anyhow::Result<ExitCode> {
+    let params = match params.strip_prefix('@') {
+        Some(path) => std::fs::read(path).with_context(|| format!("reading --params {path}"))?,
+        None => params.as_bytes().to_vec(),
+    };
+    let threads =
+        threads.unwrap_or_else(|| std::thread::available_parallelism().map_or(2, |n| n.get()));
+    let store = open_store(config)?;
+    let project = store.project(project)?;
+    let snapshot = store.snapshot(project.id)?;
+    let source = SnapshotSource::new(&snapshot);
+    let value = lodestar_analytics::registry::run(kind, &params, &source, threads)?;
+    println!("{}", serde_json::to_string_pretty(&value)?);
+    Ok(ExitCode::SUCCESS)
+}
+
+#[allow(clippy::print_stdout, reason = "the command's output")]
+fn print_rfm(r: &RfmResult) {
+    println!(
+        "{} buyers 购买客户, monetary 消费额 {:.2}",
+        r.persons, r.monetary
+    );
+    println!(
+        "{:<22} {:<14} {:>9} {:>7} {:>14} {:>10} {:>8} {:>12}",
+        "layer", "分层", "persons", "share", "monetary", "recency d", "freq", "avg value"
+    );
+    for l in &r.layers {
+        println!(
+            "{:<22} {:<14} {:>9} {:>7} {:>14.2} {:>10.1} {:>8.2} {:>12.2}",
+            l.name,
+            l.name_zh,
+            l.persons,
+            pct(l.share),
+            l.monetary,
+            l.avg_recency_days,
+            l.avg_frequency,
+            l.avg_monetary
+        );
+    }
+    println!("R x F grid 网格 (persons 人数; rows R 5→1, columns F 1→5):");
+    for r_score in (1..=5).rev() {
+        let row = &r.grid_persons[r_score - 1];
+        println!(
+            "  R{r_score} {}",
+            row.iter()
+                .map(|n| format!("{n:>9}"))
+                .collect::<Vec<_>>()
+                .join(" ")
+        );
+    }
+    if !r.list.is_empty() {
+        println!(
+            "{:>12} {:>9} {:>6} {:>12} {:>3} {:>3} {:>3}  layer",
+            "person", "recency", "freq", "monetary", "R", "F", "M"
+        );
+        for p in &r.list {
+            println!(
+                "{:>12} {:>9} {:>6} {:>12.2} {:>3} {:>3} {:>3}  {}",
+                p.person, p.recency_days, p.frequency, p.monetary, p.r, p.f, p.m, p.layer
+            );
         }
     }
 }

@@ -246,7 +246,8 @@ async fn analyses_answer_json_and_name_bad_fields() {
     // times are kept as sent).
     let batch = json!({"batch": [
         {"type": "track", "userId": "u1", "event": "view", "messageId": "a", "timestamp": "2025-09-01T02:00:00Z"},
-        {"type": "track", "userId": "u1", "event": "buy", "messageId": "b", "timestamp": "2025-09-01T20:00:00Z"},
+        {"type": "track", "userId": "u1", "event": "buy", "messageId": "b", "timestamp": "2025-09-01T20:00:00Z",
+         "properties": {"revenue": "19.90", "price": 5}},
         {"type": "track", "userId": "u2", "event": "view", "messageId": "c", "timestamp": "2025-09-02T02:00:00Z"},
         {"type": "track", "userId": "u2", "event": "view", "messageId": "d", "timestamp": "2025-09-09T02:00:00Z"}
     ]});
@@ -274,6 +275,13 @@ async fn analyses_answer_json_and_name_bad_fields() {
     let (status, l) = analyse(&app, "lifecycle", lifecycle.to_string()).await;
     assert_eq!(status, StatusCode::OK, "{l}");
     assert_eq!(l["periods"].as_array().unwrap().len(), 3);
+    // The purchase's value is its revenue (a numeric string), not its price.
+    let rfm = json!({"purchase_events": ["buy"], "list": 5, "date_from": "2025-09-01", "date_to": "2025-09-30"});
+    let (status, m) = analyse(&app, "rfm", rfm.to_string()).await;
+    assert_eq!(status, StatusCode::OK, "{m}");
+    assert_eq!(m["persons"], 1);
+    assert_eq!(m["list"][0]["monetary"], 19.9);
+    assert_eq!(m["list"][0]["recency_days"], 29);
 
     let bad = json!({"steps": ["view", "buy"], "window": "7y", "date_from": "2026-03-01", "date_to": "2026-03-31"});
     let (status, e) = analyse(&app, "funnel", bad.to_string()).await;
