@@ -11,8 +11,8 @@
     reason = "a benchmark prints its figures"
 )]
 
-use lodestar_analytics::spec::{FunnelSpec, LifecycleSpec, RetentionSpec, StagesSpec};
 use lodestar_analytics::rfm::{RfmSpec, rfm};
+use lodestar_analytics::spec::{FunnelSpec, LifecycleSpec, RetentionSpec, StagesSpec};
 use lodestar_analytics::{SnapshotSource, funnel, lifecycle, retention, stages};
 use lodestar_bench::{median, open_store, quiet_config, time_runs};
 use lodestar_store::EventStore;

@@ -10,6 +10,7 @@
 //! and the time zone come with each query.
 
 mod error;
+pub mod filter;
 pub mod funnel;
 pub mod lifecycle;
 pub mod period;

@@ -80,8 +80,20 @@ impl LayerRule {
             ),
             LayerRule::new("new", "New", "新客户", [5, 5], [1, 1]),
             LayerRule::new("promising", "Promising", "有潜力的新客", [4, 4], [1, 1]),
-            LayerRule::new("need_attention", "Need attention", "需要关注", [3, 3], [3, 3]),
-            LayerRule::new("about_to_sleep", "About to sleep", "即将沉睡", [3, 3], [1, 2]),
+            LayerRule::new(
+                "need_attention",
+                "Need attention",
+                "需要关注",
+                [3, 3],
+                [3, 3],
+            ),
+            LayerRule::new(
+                "about_to_sleep",
+                "About to sleep",
+                "即将沉睡",
+                [3, 3],
+                [1, 2],
+            ),
             LayerRule::new("cant_lose", "Can't lose", "不能失去", [1, 2], [5, 5]),
             LayerRule::new("at_risk", "At risk", "流失风险", [1, 2], [3, 4]),
             LayerRule::new("hibernating", "Hibernating", "沉睡客户", [2, 2], [1, 2]),
@@ -97,7 +109,11 @@ const EIGHT: [(&str, &str, &str); 8] = [
     ("general_retention", "General retention", "一般保持客户"),
     ("important_retention", "Important retention", "重要保持客户"),
     ("general_development", "General development", "一般发展客户"),
-    ("important_development", "Important development", "重要发展客户"),
+    (
+        "important_development",
+        "Important development",
+        "重要发展客户",
+    ),
     ("general_value", "General value", "一般价值客户"),
     ("important_value", "Important value", "重要价值客户"),
 ];
@@ -385,7 +401,10 @@ fn summarise(buyers: &[Buyer], q: &RfmQuery) -> RfmResult {
                 r: rs,
                 f: fs,
                 m: ms,
-                layer: rules.get(layer).map_or("other", |l| l.0.as_str()).to_string(),
+                layer: rules
+                    .get(layer)
+                    .map_or("other", |l| l.0.as_str())
+                    .to_string(),
             });
         }
     }
@@ -410,7 +429,11 @@ fn summarise(buyers: &[Buyer], q: &RfmQuery) -> RfmResult {
         });
     }
     if q.list > 0 {
-        listed.sort_by(|a, b| b.monetary.total_cmp(&a.monetary).then(a.person.cmp(&b.person)));
+        listed.sort_by(|a, b| {
+            b.monetary
+                .total_cmp(&a.monetary)
+                .then(a.person.cmp(&b.person))
+        });
         listed.truncate(q.list);
     }
     RfmResult {

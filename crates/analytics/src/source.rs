@@ -11,6 +11,7 @@
 //! thread per shard and add up their partial results.
 
 use std::collections::HashMap;
+use std::sync::Arc;
 
 use lodestar_core::PersonId;
 use lodestar_store::{Run, RunOffsets, Snapshot};
@@ -159,11 +160,15 @@ pub struct SnapshotSource<'a> {
     runs: Vec<Run<'a>>,
     /// Rows (time, seq, name) of persons merged into another, gathered under the canonical
     /// person; sorted by that person.
-    extra: Vec<(u64, Vec<Row>)>,
+    extra: Arc<Vec<(u64, Vec<Row>)>>,
     /// Stored ids of persons merged into another, sorted.
-    merged_from: Vec<u64>,
+    merged_from: Arc<Vec<u64>>,
     /// One past the largest person id stored or canonical.
     person_end: u64,
+    /// Per run, the rows event filters dropped (a bitset; none when nothing was dropped).
+    masks: Arc<Vec<Option<Vec<u64>>>>,
+    /// When persons are filtered: the canonical persons kept, sorted.
+    allowed: Option<Vec<u64>>,
 }
 
 impl std::fmt::Debug for SnapshotSource<'_> {
@@ -178,12 +183,44 @@ impl std::fmt::Debug for SnapshotSource<'_> {
 impl<'a> SnapshotSource<'a> {
     /// Reads `snapshot`.
     pub fn new(snapshot: &'a Snapshot) -> SnapshotSource<'a> {
+        SnapshotSource::build(snapshot, Vec::new(), None)
+    }
+
+    /// Reads `snapshot` keeping only the events the event conditions of `filters` keep and,
+    /// when `persons` is given, only those canonical persons (sorted or not). Event bodies
+    /// are read with `threads` threads.
+    pub fn filtered(
+        snapshot: &'a Snapshot,
+        filters: &crate::filter::Filters,
+        persons: Option<Vec<u64>>,
+        threads: usize,
+    ) -> crate::Result<SnapshotSource<'a>> {
+        filters.check()?;
+        let masks = if filters.events.is_empty() {
+            Vec::new()
+        } else {
+            crate::filter::event_masks(snapshot, &filters.events, threads)?
+        };
+        let allowed = persons.map(|mut p| {
+            p.sort_unstable();
+            p.dedup();
+            p
+        });
+        Ok(SnapshotSource::build(snapshot, masks, allowed))
+    }
+
+    fn build(
+        snapshot: &'a Snapshot,
+        masks: Vec<Option<Vec<u64>>>,
+        allowed: Option<Vec<u64>>,
+    ) -> SnapshotSource<'a> {
         let runs = snapshot.runs();
+        let mask = |r: usize| masks.get(r).and_then(Option::as_ref);
         let mut extra: HashMap<u64, Vec<Row>> = HashMap::new();
         let merged = snapshot.merged_persons();
         let mut from: Vec<u64> = merged.keys().copied().collect();
         from.sort_unstable();
-        for run in &runs {
+        for (r, run) in runs.iter().enumerate() {
             // One sequential walk of the run's persons against the sorted merged ids.
             let mut cursor = Cursor { run, at: 0 };
             let mut next = 0usize;
@@ -198,7 +235,11 @@ impl<'a> SnapshotSource<'a> {
                 }
                 let (start, end) = cursor.take();
                 let rows = extra.entry(merged[&want]).or_default();
-                rows.extend((start..end).map(|i| (run.ts[i], run.seqs[i], run.names[i], run.values[i])));
+                rows.extend(
+                    (start..end)
+                        .filter(|&i| mask(r).is_none_or(|m| !crate::filter::bit(m, i)))
+                        .map(|i| (run.ts[i], run.seqs[i], run.names[i], run.values[i])),
+                );
                 next += 1;
             }
         }
@@ -216,10 +257,55 @@ impl<'a> SnapshotSource<'a> {
         SnapshotSource {
             snapshot,
             runs,
-            extra,
-            merged_from: from,
+            extra: Arc::new(extra),
+            merged_from: Arc::new(from),
             person_end,
+            masks: Arc::new(masks),
+            allowed,
         }
+    }
+
+    /// The same source limited to `persons` (canonical ids) among those it keeps.
+    pub(crate) fn restricted(&self, mut persons: Vec<u64>) -> SnapshotSource<'a> {
+        persons.sort_unstable();
+        persons.dedup();
+        persons.retain(|&p| self.kept(p));
+        SnapshotSource {
+            snapshot: self.snapshot,
+            runs: self.runs.clone(),
+            extra: Arc::clone(&self.extra),
+            merged_from: Arc::clone(&self.merged_from),
+            person_end: self.person_end,
+            masks: Arc::clone(&self.masks),
+            allowed: Some(persons),
+        }
+    }
+
+    /// The snapshot read.
+    pub(crate) fn snapshot(&self) -> &'a Snapshot {
+        self.snapshot
+    }
+
+    /// Whether the event filters dropped row `i` of run `r`.
+    pub(crate) fn dropped(&self, r: usize, i: usize) -> bool {
+        self.mask(r).is_some_and(|m| crate::filter::bit(m, i))
+    }
+
+    fn mask(&self, run: usize) -> Option<&[u64]> {
+        self.masks.get(run).and_then(|m| m.as_deref())
+    }
+
+    /// Whether the filters drop any of rows `s..e` of run `r`.
+    fn masked(&self, r: usize, s: usize, e: usize) -> bool {
+        self.mask(r)
+            .is_some_and(|m| crate::filter::any_bit(m, s, e))
+    }
+
+    /// Whether the person filter keeps canonical person `person`.
+    pub(crate) fn kept(&self, person: u64) -> bool {
+        self.allowed
+            .as_ref()
+            .is_none_or(|a| a.binary_search(&person).is_ok())
     }
 }
 
@@ -227,11 +313,7 @@ impl SnapshotSource<'_> {
     /// When a person's slices (run, start, end) follow each other in (time, seq) order —
     /// the usual case, as parts hold successive stretches of time — appends them in that
     /// order and returns true; else leaves the buffers empty and returns false.
-    fn concatenate(
-        &self,
-        slices: &mut [(usize, usize, usize)],
-        buf: &mut Buffers,
-    ) -> bool {
+    fn concatenate(&self, slices: &mut [(usize, usize, usize)], buf: &mut Buffers) -> bool {
         let key = |&(r, i): &(usize, usize)| (self.runs[r].ts[i], self.runs[r].seqs[i]);
         slices.sort_unstable_by_key(|&(r, s, _)| key(&(r, s)));
         for w in slices.windows(2) {
@@ -336,7 +418,9 @@ impl PersonSource for SnapshotSource<'_> {
             }
             // Canonical persons before this one whose every event is stored under merged ids.
             while let Some((p, rows)) = self.extra.get(ei).filter(|e| e.0 < person) {
-                emit_rows(*p, rows, &mut buf, f);
+                if self.kept(*p) {
+                    emit_rows(*p, rows, &mut buf, f);
+                }
                 ei += 1;
             }
             while self.merged_from.get(mi).is_some_and(|&p| p < person) {
@@ -353,7 +437,11 @@ impl PersonSource for SnapshotSource<'_> {
                 }
                 _ => None,
             };
-            if slices.len() == 1 && extra.is_none() {
+            if !self.kept(person) {
+                continue;
+            }
+            let masked = slices.iter().any(|&(r, s, e)| self.masked(r, s, e));
+            if slices.len() == 1 && extra.is_none() && !masked {
                 let (r, s, e) = slices[0];
                 let run = &self.runs[r];
                 f(
@@ -367,17 +455,25 @@ impl PersonSource for SnapshotSource<'_> {
                 continue;
             }
             buf.clear();
-            if extra.is_none() && self.concatenate(&mut slices, &mut buf) {
+            if extra.is_none() && !masked && self.concatenate(&mut slices, &mut buf) {
                 f(PersonId(person), buf.events());
                 continue;
             }
             rows.clear();
             for &(r, s, e) in &slices {
                 let run = &self.runs[r];
-                rows.extend((s..e).map(|i| (run.ts[i], run.seqs[i], run.names[i], run.values[i])));
+                let mask = self.mask(r);
+                rows.extend(
+                    (s..e)
+                        .filter(|&i| mask.is_none_or(|m| !crate::filter::bit(m, i)))
+                        .map(|i| (run.ts[i], run.seqs[i], run.names[i], run.values[i])),
+                );
             }
             if let Some(extra) = extra {
                 rows.extend_from_slice(extra);
+            }
+            if rows.is_empty() {
+                continue;
             }
             sort_rows(&mut rows);
             buf.extend(&rows);
@@ -385,7 +481,9 @@ impl PersonSource for SnapshotSource<'_> {
         }
         // Canonical persons after the last stored one whose events are all under merged ids.
         while let Some((p, rows)) = self.extra.get(ei).filter(|e| e.0 < hi) {
-            emit_rows(*p, rows, &mut buf, f);
+            if self.kept(*p) {
+                emit_rows(*p, rows, &mut buf, f);
+            }
             ei += 1;
         }
     }
@@ -398,6 +496,9 @@ fn emit_rows(
     buf: &mut Buffers,
     f: &mut dyn FnMut(PersonId, Events<'_>),
 ) {
+    if rows.is_empty() {
+        return;
+    }
     buf.clear();
     buf.extend(rows);
     f(PersonId(person), buf.events());

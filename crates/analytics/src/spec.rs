@@ -66,7 +66,6 @@ macro_rules! with_range {
     )*};
 }
 
-#[allow(unused_imports, reason = "for the specs kernels keep in their own modules")]
 pub(crate) use with_range;
 
 with_range!(FunnelSpec, RetentionSpec, LifecycleSpec, StagesSpec);

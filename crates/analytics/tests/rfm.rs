@@ -170,7 +170,12 @@ fn hand_example() {
     let mut rows: Vec<Row> = Vec::new();
     for p in 1..=5u64 {
         for k in 0..p {
-            rows.push((p, BASE + (p as i64) * DAY + k as i64, "Order Completed", 100.0));
+            rows.push((
+                p,
+                BASE + (p as i64) * DAY + k as i64,
+                "Order Completed",
+                100.0,
+            ));
         }
     }
     rows.push((9, BASE, "Page Viewed", 5.0));
@@ -189,7 +194,10 @@ fn hand_example() {
     let bottom = got.list.iter().find(|s| s.person == 1).unwrap();
     assert_eq!((bottom.r, bottom.f, bottom.layer.as_str()), (1, 1, "lost"));
     let champions = got.layers.iter().find(|l| l.key == "champions").unwrap();
-    assert_eq!((champions.persons, champions.name_zh.as_str()), (1, "冠军客户"));
+    assert_eq!(
+        (champions.persons, champions.name_zh.as_str()),
+        (1, "冠军客户")
+    );
 }
 
 #[test]

@@ -11,6 +11,9 @@ use proptest::prelude::*;
 
 const NAMES: [&str; 3] = ["view", "cart", "buy"];
 
+/// A person's events as compared: (person, times, name ids, value bits).
+type PersonEvents = (u64, Vec<i64>, Vec<u32>, Vec<u64>);
+
 fn msg(id: usize, user: Option<String>, anon: Option<String>, event: &str, ts: i64) -> Message {
     Message {
         message_id: format!("m{id}"),
@@ -88,7 +91,7 @@ proptest! {
         }
         seen.sort();
         let name_id = |n: &str| snapshot.name_id(n).unwrap();
-        let mut want: Vec<(u64, Vec<i64>, Vec<u32>, Vec<u64>)> = Vec::new();
+        let mut want: Vec<PersonEvents> = Vec::new();
         for (person, t, _, n, v) in &rows {
             match want.last_mut() {
                 Some((p, ts, names, values)) if p == person => {

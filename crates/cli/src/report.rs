@@ -276,8 +276,19 @@ fn run_named(
     let store = open_store(config)?;
     let project = store.project(project)?;
     let snapshot = store.snapshot(project.id)?;
-    let source = SnapshotSource::new(&snapshot);
-    let value = lodestar_analytics::registry::run(kind, &params, &source, threads)?;
+    let traits = |f: &mut dyn FnMut(u64, &lodestar_core::JsonMap)| {
+        store
+            .for_each_profile(project.id, &mut |p| {
+                f(p.person.0, &p.traits);
+                Ok(())
+            })
+            .map_err(lodestar_analytics::AnalyticsError::from)
+    };
+    let data = lodestar_analytics::registry::Data {
+        snapshot: &snapshot,
+        traits: &traits,
+    };
+    let value = lodestar_analytics::registry::run(kind, &params, &data, threads)?;
     println!("{}", serde_json::to_string_pretty(&value)?);
     Ok(ExitCode::SUCCESS)
 }

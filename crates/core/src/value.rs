@@ -43,9 +43,8 @@ fn number(v: &Option<Value>) -> Option<f64> {
 pub fn event_value(body: &[u8]) -> f64 {
     // Most events carry none of the keys: a substring check skips the parse.
     if !VALUE_PROPERTIES.iter().any(|k| {
-        memchr::memmem::find_iter(body, k.as_bytes()).any(|at| {
-            at > 0 && body[at - 1] == b'"' && body.get(at + k.len()) == Some(&b'"')
-        })
+        memchr::memmem::find_iter(body, k.as_bytes())
+            .any(|at| at > 0 && body[at - 1] == b'"' && body.get(at + k.len()) == Some(&b'"'))
     }) {
         return f64::NAN;
     }
@@ -55,10 +54,12 @@ pub fn event_value(body: &[u8]) -> f64 {
     else {
         return f64::NAN;
     };
-    [&p.revenue, &p.value, &p.total, &p.amount, &p.price, &p.score]
-        .into_iter()
-        .find_map(number)
-        .unwrap_or(f64::NAN)
+    [
+        &p.revenue, &p.value, &p.total, &p.amount, &p.price, &p.score,
+    ]
+    .into_iter()
+    .find_map(number)
+    .unwrap_or(f64::NAN)
 }
 
 #[cfg(test)]
@@ -72,7 +73,10 @@ mod tests {
     #[test]
     fn first_numeric_property_in_order_wins() {
         assert_eq!(v(r#"{"properties":{"price":3,"revenue":12.5}}"#), 12.5);
-        assert_eq!(v(r#"{"properties":{"revenue":"oops","total":"7.25"}}"#), 7.25);
+        assert_eq!(
+            v(r#"{"properties":{"revenue":"oops","total":"7.25"}}"#),
+            7.25
+        );
         assert_eq!(v(r#"{"properties":{"score":9}}"#), 9.0);
     }
 

@@ -333,8 +333,19 @@ pub(crate) async fn analysis(
     let run = move || -> Result<serde_json::Value, ApiError> {
         use lodestar_analytics::registry::{self, RunError};
         let snapshot = store.snapshot(project.id)?;
-        let source = lodestar_analytics::SnapshotSource::new(&snapshot);
-        registry::run(&kind, &body, &source, threads).map_err(|e| match e {
+        let traits = |f: &mut dyn FnMut(u64, &lodestar_core::JsonMap)| {
+            store
+                .for_each_profile(project.id, &mut |p| {
+                    f(p.person.0, &p.traits);
+                    Ok(())
+                })
+                .map_err(lodestar_analytics::AnalyticsError::from)
+        };
+        let data = registry::Data {
+            snapshot: &snapshot,
+            traits: &traits,
+        };
+        registry::run(&kind, &body, &data, threads).map_err(|e| match e {
             RunError::Unknown(_) => ApiError::new(404, "unknown_analysis", e.to_string()),
             RunError::Json { .. } => ApiError::new(400, "invalid_json", e.to_string()),
             RunError::Analysis(e) => e.into(),

@@ -606,6 +606,9 @@ impl Cursor<'_> {
     }
 }
 
+/// A row whose person was merged away: (canonical person, ts, seq, name, kind, value, body).
+type MovedRow = (u64, i64, u64, u32, u8, f64, Vec<u8>);
+
 /// Merges parts into one new part at `path`, resolving persons to their canonical ids.
 fn merge_parts(
     inputs: &[Arc<Part>],
@@ -619,7 +622,7 @@ fn merge_parts(
         .flat_map(|p| p.persons().iter().copied())
         .filter(|p| canonical.contains_key(p))
         .collect();
-    let mut moved: Vec<(u64, i64, u64, u32, u8, f64, Vec<u8>)> = Vec::new();
+    let mut moved: Vec<MovedRow> = Vec::new();
     for part in inputs {
         let offsets = part.person_offsets();
         let mut block: Option<(usize, Vec<Vec<u8>>)> = None;
