@@ -57,6 +57,7 @@ fn main() -> anyhow::Result<()> {
         order: None,
         window: Some("7d".into()),
         dropped_at: None,
+        exclusions: Vec::new(),
         date_from: from.clone(),
         date_to: to.clone(),
         timezone: Some("Asia/Shanghai".into()),

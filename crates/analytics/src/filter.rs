@@ -434,9 +434,9 @@ pub(crate) fn groups(
                     "a person breakdown has no event",
                 ));
             }
-            (data.traits)(&mut |person, traits| {
-                if source.kept(person) {
-                    labels.push((person, value_label(traits, &b.property)));
+            (data.profiles)(&mut |p| {
+                if source.kept(p.person.0) {
+                    labels.push((p.person.0, value_label(&p.traits, &b.property)));
                 }
             })?;
         }

@@ -14,6 +14,26 @@
 //!   counts for two steps.
 //! - Time to convert (ordered and strict): from the chain's first step to the last step,
 //!   the first time the last step is reached.
+//!
+//! **Exclusion steps** (ordered funnels only, as PostHog's): `{event, from_step, to_step}`
+//! (0-based, `from_step < to_step`) disqualifies a conversion attempt — a chain of step
+//! events — in which `event` occurs strictly between the attempt's step-`from_step` event and
+//! its step-`to_step` event, "between" in the person's event order (time, then write order).
+//! An attempt that stopped after `from_step` but before `to_step` is disqualified when the
+//! event occurs after its step-`from_step` event while the attempt could still have gone on,
+//! that is within the window of its first step: otherwise a person who did the excluded
+//! event would count as entering the funnel and never converting, and the conversion rate
+//! would be biased down.
+//!
+//! How this meets the "most steps reached" rule above: a person is measured by their
+//! furthest attempt, exactly as without exclusions (the number of steps `m` the best chain
+//! reaches). If some attempt reaching `m` steps is not disqualified, the person counts at
+//! `m` steps (and the time to convert is taken over such attempts); if every attempt reaching
+//! `m` steps is disqualified, the person is left out of the funnel altogether — out of every
+//! step's count, as PostHog shows it — and counted in [`FunnelResult::excluded`]. A shorter
+//! clean attempt does not bring them back: that would count a converter as a drop-off.
+//! An exclusion event may not be one of the funnel's step events (PostHog refuses that too).
+//! Without exclusions the funnel runs exactly the code it ran before.
 
 use serde::{Deserialize, Serialize};
 
@@ -37,6 +57,19 @@ pub enum FunnelOrder {
 /// Most steps a funnel may have.
 pub const MAX_STEPS: usize = 32;
 
+/// An exclusion step: attempts with `event` between step `from_step` and step `to_step`
+/// do not count (see the module documentation).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FunnelExclusion {
+    /// The event that disqualifies.
+    pub event: String,
+    /// The step (0-based) after whose event it disqualifies.
+    pub from_step: usize,
+    /// The step (0-based) before whose event it disqualifies; greater than `from_step`.
+    pub to_step: usize,
+}
+
 /// A funnel question.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct FunnelQuery {
@@ -55,6 +88,8 @@ pub struct FunnelQuery {
     pub dropped_at: Option<usize>,
     /// Most persons listed.
     pub max_persons: usize,
+    /// Exclusion steps (ordered funnels only); none by default.
+    pub exclusions: Vec<FunnelExclusion>,
     /// Threads to use.
     pub threads: usize,
 }
@@ -70,6 +105,7 @@ impl FunnelQuery {
             to_ms,
             dropped_at: None,
             max_persons: 10_000,
+            exclusions: Vec::new(),
             threads: 1,
         }
     }
@@ -111,6 +147,42 @@ impl FunnelQuery {
                     self.steps.len()
                 ),
             ));
+        }
+        if !self.exclusions.is_empty() && self.order != FunnelOrder::Ordered {
+            return Err(AnalyticsError::invalid(
+                "exclusions",
+                "exclusion steps apply to ordered funnels only",
+            ));
+        }
+        for (i, x) in self.exclusions.iter().enumerate() {
+            if x.event.is_empty() {
+                return Err(AnalyticsError::invalid(
+                    format!("exclusions[{i}].event"),
+                    "empty event name",
+                ));
+            }
+            if self.steps.contains(&x.event) {
+                return Err(AnalyticsError::invalid(
+                    format!("exclusions[{i}].event"),
+                    format!("{:?} is also a step of the funnel", x.event),
+                ));
+            }
+            if x.to_step >= self.steps.len() {
+                return Err(AnalyticsError::invalid(
+                    format!("exclusions[{i}].to_step"),
+                    format!(
+                        "step {} does not exist (the funnel has {})",
+                        x.to_step,
+                        self.steps.len()
+                    ),
+                ));
+            }
+            if x.from_step >= x.to_step {
+                return Err(AnalyticsError::invalid(
+                    format!("exclusions[{i}].from_step"),
+                    format!("must be before to_step {}", x.to_step),
+                ));
+            }
         }
         Ok(())
     }
@@ -155,6 +227,10 @@ pub struct FunnelResult {
     pub time_to_convert: Option<TimeToConvert>,
     /// The persons asked for by [`FunnelQuery::dropped_at`].
     pub dropped_persons: Vec<PersonId>,
+    /// Persons left out of every step because all their furthest attempts were disqualified
+    /// by an exclusion step (0 without exclusions).
+    #[serde(default)]
+    pub excluded: u64,
 }
 
 #[derive(Debug, Default)]
@@ -163,6 +239,7 @@ struct Partial {
     reached: Vec<u64>,
     ttc: Vec<i64>,
     dropped: Vec<PersonId>,
+    excluded: u64,
 }
 
 /// The per-person rule: which steps a person reached, and how fast.
@@ -174,6 +251,21 @@ pub(crate) struct Matcher {
     steps: usize,
     order: FunnelOrder,
     window: i64,
+    /// By name id, for exclusion events: bit `k` set when the event disqualifies attempts
+    /// that have done exactly `k` steps. Empty without exclusions.
+    armed: Vec<u64>,
+}
+
+/// Scratch space of [`Matcher::ordered_excluding`], reused across persons.
+#[derive(Debug, Default)]
+pub(crate) struct Attempts {
+    /// `live[k]`: start times (ascending, distinct) of the clean attempts with `k` steps done
+    /// that may still go on or be disqualified.
+    live: Vec<Vec<i64>>,
+    /// `safe[k]`: a clean attempt with `k` steps done can no longer be disqualified.
+    safe: Vec<bool>,
+    /// Merge buffer.
+    merged: Vec<i64>,
 }
 
 impl Matcher {
@@ -197,7 +289,95 @@ impl Matcher {
             steps: steps.len(),
             order,
             window,
+            armed: Vec::new(),
         }
+    }
+
+    /// Adds exclusion steps (checked by [`FunnelQuery`]).
+    pub(crate) fn exclude(&mut self, names: &[String], exclusions: &[FunnelExclusion]) {
+        if exclusions.is_empty() {
+            return;
+        }
+        self.armed = vec![0u64; names.len()];
+        for x in exclusions {
+            if let Some(id) = names.iter().position(|n| *n == x.event) {
+                // Attempts that have done the from-step but not the to-step.
+                for k in x.from_step + 1..=x.to_step {
+                    self.armed[id] |= 1 << k;
+                }
+            }
+        }
+    }
+
+    /// An ordered funnel with exclusion steps: the steps reached and the time to convert,
+    /// or `None` when every furthest attempt is disqualified.
+    ///
+    /// Attempts are tracked by their start time per number of steps done; the attempt with
+    /// the latest start is still the one that goes furthest, but an earlier start can escape
+    /// an exclusion the later one meets (its window closes first), so every distinct start
+    /// is kept until its window closes.
+    pub(crate) fn ordered_excluding(
+        &self,
+        ev: Events<'_>,
+        hits: &mut Vec<u32>,
+        at: &mut Attempts,
+    ) -> Option<(usize, Option<i64>)> {
+        let n = self.steps;
+        let (most, _) = self.ordered(ev, hits);
+        if most == 0 {
+            return Some((0, None));
+        }
+        at.live.resize_with(n + 1, Vec::new);
+        for v in &mut at.live {
+            v.clear();
+        }
+        at.safe.clear();
+        at.safe.resize(n + 1, false);
+        let mut ttc = None;
+        for (i, &name) in ev.names.iter().enumerate() {
+            let ts = ev.ts[i];
+            let mut armed = self.armed.get(name as usize).copied().unwrap_or(0);
+            while armed != 0 {
+                let k = armed.trailing_zeros() as usize;
+                armed &= armed - 1;
+                // Attempts whose window has closed escape; the others are disqualified.
+                if at.live[k].first().is_some_and(|&s| ts - s > self.window) {
+                    at.safe[k] = true;
+                }
+                at.live[k].clear();
+            }
+            let mask = self.mask(name);
+            if mask == 0 {
+                continue;
+            }
+            for k in (0..n).rev() {
+                if mask & (1 << k) == 0 {
+                    continue;
+                }
+                if k == 0 {
+                    if at.live[1].last() != Some(&ts) {
+                        at.live[1].push(ts);
+                    }
+                    continue;
+                }
+                // Attempts with k steps done go on to k + 1 when within their window.
+                let closed = at.live[k].partition_point(|&s| ts - s > self.window);
+                if closed > 0 {
+                    at.safe[k] = true;
+                    at.live[k].drain(..closed);
+                }
+                let Some(&latest) = at.live[k].last() else {
+                    continue;
+                };
+                if k + 1 == n && ttc.is_none() {
+                    ttc = Some(ts - latest);
+                }
+                let (lower, upper) = at.live.split_at_mut(k + 1);
+                merge_into(&mut upper[0], &lower[k], &mut at.merged);
+            }
+        }
+        (at.safe[most] || !at.live[most].is_empty())
+            .then_some((most, if most == n { ttc } else { None }))
     }
 
     fn mask(&self, name: u32) -> u64 {
@@ -317,10 +497,38 @@ impl Matcher {
     }
 }
 
+/// Sets `into` to the sorted union of sorted `into` and `add`, without repeats.
+fn merge_into(into: &mut Vec<i64>, add: &[i64], buf: &mut Vec<i64>) {
+    buf.clear();
+    let (mut a, mut b) = (0, 0);
+    while a < into.len() || b < add.len() {
+        let x = match (into.get(a), add.get(b)) {
+            (Some(&x), Some(&y)) if x <= y => {
+                a += 1;
+                b += (x == y) as usize;
+                x
+            }
+            (_, Some(&y)) => {
+                b += 1;
+                y
+            }
+            (Some(&x), None) => {
+                a += 1;
+                x
+            }
+            (None, None) => unreachable!("loop condition"),
+        };
+        buf.push(x);
+    }
+    std::mem::swap(into, buf);
+}
+
 /// Runs a funnel over `source`.
 pub fn funnel(source: &dyn PersonSource, q: &FunnelQuery) -> Result<FunnelResult> {
     q.check()?;
-    let matcher = Matcher::new(source.names(), &q.steps, q.order, q.window_ms);
+    let mut matcher = Matcher::new(source.names(), &q.steps, q.order, q.window_ms);
+    matcher.exclude(source.names(), &q.exclusions);
+    let excluding = !q.exclusions.is_empty();
     let n = q.steps.len();
     let partials = run_sharded(source, q.threads, |src, shard, shards| {
         let mut p = Partial {
@@ -328,12 +536,23 @@ pub fn funnel(source: &dyn PersonSource, q: &FunnelQuery) -> Result<FunnelResult
             ..Partial::default()
         };
         let mut hits: Vec<u32> = Vec::new();
+        let mut attempts = Attempts::default();
         src.for_each_person(shard, shards, &mut |person, ev| {
             let ev = ev.within(q.from_ms, q.to_ms);
             if ev.is_empty() {
                 return;
             }
-            let (reached, ttc) = matcher.person(ev, &mut hits);
+            let (reached, ttc) = if excluding {
+                match matcher.ordered_excluding(ev, &mut hits, &mut attempts) {
+                    Some(r) => r,
+                    None => {
+                        p.excluded += 1;
+                        return;
+                    }
+                }
+            } else {
+                matcher.person(ev, &mut hits)
+            };
             p.reached[reached] += 1;
             if let Some(t) = ttc {
                 p.ttc.push(t);
@@ -347,7 +566,9 @@ pub fn funnel(source: &dyn PersonSource, q: &FunnelQuery) -> Result<FunnelResult
     let mut reached = vec![0u64; n + 1];
     let mut ttc = Vec::new();
     let mut dropped = Vec::new();
+    let mut excluded = 0;
     for p in partials {
+        excluded += p.excluded;
         for (a, b) in reached.iter_mut().zip(p.reached) {
             *a += b;
         }
@@ -386,6 +607,7 @@ pub fn funnel(source: &dyn PersonSource, q: &FunnelQuery) -> Result<FunnelResult
         steps,
         time_to_convert,
         dropped_persons: dropped,
+        excluded,
     })
 }
 

@@ -12,7 +12,11 @@
 mod error;
 pub mod filter;
 pub mod funnel;
+pub mod journey;
 pub mod lifecycle;
+pub mod north_star;
+pub mod nps;
+pub mod paths;
 pub mod period;
 pub mod registry;
 pub mod retention;
@@ -20,6 +24,9 @@ pub mod rfm;
 mod source;
 pub mod spec;
 pub mod stages;
+pub mod stickiness;
+pub mod trends;
+pub mod winback;
 
 pub use error::{AnalyticsError, Result};
 pub use funnel::{FunnelOrder, FunnelQuery, FunnelResult, funnel};

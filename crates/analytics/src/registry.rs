@@ -9,8 +9,7 @@
 use serde::de::DeserializeOwned;
 use serde_json::Value;
 
-use lodestar_core::JsonMap;
-use lodestar_store::Snapshot;
+use lodestar_store::{Profile, ProjectSettings, Snapshot};
 
 use crate::error::{AnalyticsError, Result};
 use crate::filter::{Breakdown, Filters};
@@ -18,7 +17,20 @@ use crate::source::{PersonSource, SnapshotSource};
 use crate::spec;
 
 /// The analyses' names, as the API path and `lodestar report` spell them.
-pub const ANALYSES: &[&str] = &["funnel", "retention", "lifecycle", "stages", "rfm"];
+pub const ANALYSES: &[&str] = &[
+    "funnel",
+    "retention",
+    "lifecycle",
+    "stages",
+    "rfm",
+    "paths",
+    "stickiness",
+    "journey",
+    "winback",
+    "trends",
+    "north_star",
+    "nps",
+];
 
 /// Why a named analysis did not run.
 #[derive(Debug, thiserror::Error)]
@@ -50,16 +62,18 @@ fn json<T: serde::Serialize>(r: Result<T>) -> Result<Value> {
     r.map(|v| serde_json::to_value(v).expect("results serialize"))
 }
 
-/// Calls its argument with every canonical person's id and traits.
-pub type TraitsVisitor<'a> = dyn Fn(&mut dyn FnMut(u64, &JsonMap)) -> Result<()> + 'a;
+/// Calls its argument with every canonical person's profile (id, user ids, traits).
+pub type ProfileVisitor<'a> = dyn Fn(&mut dyn FnMut(&Profile)) -> Result<()> + 'a;
 
-/// What an analysis reads: a snapshot of the events and a way to visit every canonical
-/// person's traits (for person filters and breakdowns).
+/// What an analysis reads: a snapshot of the events, the project's settings, and a way to
+/// visit every canonical person's profile (for person filters, breakdowns and referrals).
 pub struct Data<'a> {
     /// The events.
     pub snapshot: &'a Snapshot,
-    /// Calls the visitor with every canonical person's id and traits.
-    pub traits: &'a TraitsVisitor<'a>,
+    /// The project's time zone and default parameters.
+    pub settings: &'a ProjectSettings,
+    /// Visits every canonical person's profile.
+    pub profiles: &'a ProfileVisitor<'a>,
 }
 
 /// Runs analysis `kind` with JSON `params` (its own, plus `filters` and `breakdown`).
@@ -76,6 +90,7 @@ pub fn run(
         analysis: kind.to_string(),
         message: e.to_string(),
     })?;
+    apply_defaults(kind, &mut params, data.settings);
     let (filters, breakdown) = match params.as_object_mut() {
         Some(map) => (map.remove("filters"), map.remove("breakdown")),
         None => (None, None),
@@ -93,9 +108,9 @@ pub fn run(
         None
     } else {
         let mut kept = Vec::new();
-        (data.traits)(&mut |person, traits| {
-            if filters.persons.iter().all(|c| c.holds(traits)) {
-                kept.push(person);
+        (data.profiles)(&mut |p| {
+            if filters.persons.iter().all(|c| c.holds(&p.traits)) {
+                kept.push(p.person.0);
             }
         })?;
         Some(kept)
@@ -122,6 +137,83 @@ pub fn run(
         }
     }
     Ok(value)
+}
+
+/// Fills what the query leaves out from the project's settings: its time zone, and the
+/// parameters under `defaults.<kind>` (a query's `preset` displaces default `rules`).
+pub fn apply_defaults(kind: &str, params: &mut Value, settings: &ProjectSettings) {
+    let Some(map) = params.as_object_mut() else {
+        return;
+    };
+    if let Some(Value::Object(defaults)) = settings.defaults.get(kind) {
+        let has_preset = map.contains_key("preset");
+        for (k, v) in defaults {
+            if has_preset && k == "rules" {
+                continue;
+            }
+            map.entry(k.clone()).or_insert_with(|| v.clone());
+        }
+    }
+    map.entry("timezone")
+        .or_insert_with(|| Value::String(settings.timezone.clone()));
+}
+
+/// Checks settings before they are saved: a known time zone, and per analysis named under
+/// `defaults` parameters that the analysis accepts (they may leave out what every query
+/// gives, such as a funnel's steps). Errors name the field (`defaults.rfm.scheme`).
+pub fn check_settings(settings: &ProjectSettings) -> std::result::Result<(), RunError> {
+    crate::period::Calendar::new(&settings.timezone)
+        .map_err(|e| AnalyticsError::invalid("timezone", e.to_string()))?;
+    for (kind, value) in &settings.defaults {
+        let field = format!("defaults.{kind}");
+        if !ANALYSES.contains(&kind.as_str()) {
+            return Err(AnalyticsError::invalid(
+                field,
+                format!("no analysis {kind:?}; there are {}", ANALYSES.join(", ")),
+            )
+            .into());
+        }
+        let Value::Object(defaults) = value else {
+            return Err(AnalyticsError::invalid(field, "an object of parameters").into());
+        };
+        for key in ["date_from", "date_to", "timezone", "filters", "breakdown"] {
+            if defaults.contains_key(key) {
+                return Err(AnalyticsError::invalid(
+                    format!("{field}.{key}"),
+                    "given per query or by the project's time zone, not as a default",
+                )
+                .into());
+            }
+        }
+        let mut params = value.clone();
+        let map = params.as_object_mut().expect("an object");
+        map.insert("date_from".into(), Value::from("2026-01-01"));
+        map.insert("date_to".into(), Value::from("2026-01-31"));
+        // What queries always give, so that the defaults' own values get checked.
+        match kind.as_str() {
+            "funnel" => {
+                map.entry("steps")
+                    .or_insert_with(|| serde_json::json!(["a", "b"]));
+            }
+            "retention" => {
+                map.entry("start_event").or_insert_with(|| Value::from("a"));
+            }
+            _ => {}
+        }
+        match run_on(kind, &params, &crate::VecSource::default(), 1) {
+            Ok(_) => {}
+            // Partial defaults: every given field parsed, some per-query field is missing.
+            Err(RunError::Json { message, .. }) if message.starts_with("missing field") => {}
+            Err(RunError::Json { message, .. }) => {
+                return Err(AnalyticsError::invalid(field, message).into());
+            }
+            Err(RunError::Analysis(AnalyticsError::Invalid { field: f, message })) => {
+                return Err(AnalyticsError::invalid(format!("{field}.{f}"), message).into());
+            }
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(())
 }
 
 /// Names the parameter a JSON error is in.
@@ -162,6 +254,34 @@ pub fn run_on(
         "rfm" => {
             let s: crate::rfm::RfmSpec = parse(kind, params)?;
             json(crate::rfm::rfm(source, &s.query(threads)?))?
+        }
+        "paths" => {
+            let s: crate::paths::PathsSpec = parse(kind, params)?;
+            json(crate::paths::paths(source, &s.query(threads)?))?
+        }
+        "stickiness" => {
+            let s: crate::stickiness::StickinessSpec = parse(kind, params)?;
+            json(crate::stickiness::stickiness(source, &s.query(threads)?))?
+        }
+        "journey" => {
+            let s: crate::journey::JourneySpec = parse(kind, params)?;
+            json(crate::journey::journey(source, &s.query(threads)?))?
+        }
+        "winback" => {
+            let s: crate::winback::WinbackSpec = parse(kind, params)?;
+            json(crate::winback::winback(source, &s.query(threads)?))?
+        }
+        "trends" => {
+            let s: crate::trends::TrendsSpec = parse(kind, params)?;
+            json(crate::trends::trends(source, &s.query(threads)?))?
+        }
+        "north_star" => {
+            let s: crate::north_star::NorthStarSpec = parse(kind, params)?;
+            json(crate::north_star::north_star(source, &s.query(threads)?))?
+        }
+        "nps" => {
+            let s: crate::nps::NpsSpec = parse(kind, params)?;
+            json(crate::nps::nps(source, &s.query(threads)?))?
         }
         _ => return Err(RunError::Unknown(kind.to_string())),
     };

@@ -118,6 +118,9 @@ pub struct FunnelSpec {
     /// List the persons who dropped at this step (0-based).
     #[serde(default)]
     pub dropped_at: Option<usize>,
+    /// Exclusion steps `[{event, from_step, to_step}]` (ordered funnels only).
+    #[serde(default)]
+    pub exclusions: Vec<crate::funnel::FunnelExclusion>,
     /// First date (`YYYY-MM-DD`).
     pub date_from: String,
     /// Last date, included.
@@ -140,6 +143,7 @@ impl FunnelSpec {
         );
         q.order = self.order.unwrap_or(FunnelOrder::Ordered);
         q.dropped_at = self.dropped_at;
+        q.exclusions = self.exclusions.clone();
         q.threads = threads;
         Ok(q)
     }

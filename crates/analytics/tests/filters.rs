@@ -8,7 +8,7 @@ use lodestar_analytics::filter::Filters;
 use lodestar_analytics::registry::{self, Data};
 use lodestar_analytics::{PersonSource, SnapshotSource, VecSource};
 use lodestar_core::{FixedClock, JsonMap, Message, MessageKind, Timestamp};
-use lodestar_store::{AppendBatch, EventStore, Store, StoreConfig};
+use lodestar_store::{AppendBatch, EventStore, Profile, ProjectSettings, Store, StoreConfig};
 use proptest::prelude::*;
 use serde_json::{Value, json};
 
@@ -90,10 +90,10 @@ fn steps() -> impl Strategy<Value = Vec<Step>> {
     )
 }
 
-/// Per canonical person: (time, seq, name, properties), and traits per canonical person.
+/// Per canonical person: (time, seq, name, properties), and profiles per canonical person.
 type Decoded = (
     Vec<(u64, i64, u64, String, JsonMap)>,
-    BTreeMap<u64, JsonMap>,
+    BTreeMap<u64, Profile>,
 );
 
 fn decoded(
@@ -110,14 +110,14 @@ fn decoded(
         })
         .unwrap();
     rows.sort_by_key(|r| (r.0, r.1, r.2));
-    let mut traits = BTreeMap::new();
+    let mut profiles = BTreeMap::new();
     store
         .for_each_profile(p, &mut |profile| {
-            traits.insert(profile.person.0, profile.traits);
+            profiles.insert(profile.person.0, profile);
             Ok(())
         })
         .unwrap();
-    (rows, traits)
+    (rows, profiles)
 }
 
 fn events_of(source: &dyn PersonSource) -> Vec<(u64, Vec<i64>, Vec<String>)> {
@@ -154,7 +154,7 @@ proptest! {
             }
         }
         let snapshot = store.snapshot(p.id).unwrap();
-        let (rows, traits) = decoded(&store, &snapshot, p.id);
+        let (rows, profiles) = decoded(&store, &snapshot, p.id);
 
         // Keep "pro" events (only "buy" events when scoped) of persons with n ≥ 2 somewhere… no:
         // of gold-tier persons.
@@ -163,7 +163,7 @@ proptest! {
                        {"property": "n", "op": "lt", "value": 4}],
             "persons": [{"property": "tier", "op": "eq", "value": "gold"}],
         })).unwrap();
-        let gold: BTreeSet<u64> = traits.iter().filter(|(_, t)| t.get("tier") == Some(&json!("gold"))).map(|(p, _)| *p).collect();
+        let gold: BTreeSet<u64> = profiles.iter().filter(|(_, p)| p.traits.get("tier") == Some(&json!("gold"))).map(|(p, _)| *p).collect();
         let keep_event = |name: &str, props: &JsonMap| {
             let n_ok = props.get("n").and_then(Value::as_u64).is_some_and(|n| n < 4);
             let plan_ok = (scoped && name != "buy") || props.get("plan") == Some(&json!("pro"));
@@ -175,13 +175,14 @@ proptest! {
         prop_assert_eq!(events_of(&source), events_of(&naive));
 
         // A funnel broken down by the plan of each person's first "view" (first touch).
-        let traits_fn = |f: &mut dyn FnMut(u64, &JsonMap)| {
-            for (p, t) in &traits {
-                f(*p, t);
+        let visit = |f: &mut dyn FnMut(&Profile)| {
+            for p in profiles.values() {
+                f(p);
             }
             Ok(())
         };
-        let data = Data { snapshot: &snapshot, traits: &traits_fn };
+        let settings = ProjectSettings { timezone: "UTC".into(), defaults: JsonMap::new() };
+        let data = Data { snapshot: &snapshot, settings: &settings, profiles: &visit };
         let params = json!({"steps": ["view", "buy"], "window": "1d", "date_from": "2023-11-14", "date_to": "2023-11-15",
                             "breakdown": {"property": "plan", "event": "view", "limit": 2}});
         let got = registry::run("funnel", params.to_string().as_bytes(), &data, threads).unwrap();
@@ -228,10 +229,15 @@ fn bad_filters_and_breakdowns_name_the_field() {
     .unwrap();
     let (p, _) = store.create_project("shop").unwrap();
     let snapshot = store.snapshot(p.id).unwrap();
-    let none = |_: &mut dyn FnMut(u64, &JsonMap)| Ok(());
+    let none = |_: &mut dyn FnMut(&Profile)| Ok(());
+    let settings = ProjectSettings {
+        timezone: "UTC".into(),
+        defaults: JsonMap::new(),
+    };
     let data = Data {
         snapshot: &snapshot,
-        traits: &none,
+        settings: &settings,
+        profiles: &none,
     };
     let field = |extra: Value| {
         let mut params =

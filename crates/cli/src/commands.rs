@@ -126,6 +126,37 @@ pub fn list_projects(config: Config) -> anyhow::Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
+/// `lodestar projects settings NAME [--timezone TZ] [--defaults JSON|@FILE]`
+pub fn project_settings(
+    config: Config,
+    name: &str,
+    timezone: Option<String>,
+    defaults: Option<String>,
+) -> anyhow::Result<ExitCode> {
+    let dir = &config.store.data_dir;
+    let mut settings = Store::project_settings_in(dir, name)?;
+    if timezone.is_some() || defaults.is_some() {
+        if let Some(tz) = timezone {
+            settings.timezone = tz;
+        }
+        if let Some(d) = defaults {
+            let text = match d.strip_prefix('@') {
+                Some(path) => {
+                    std::fs::read_to_string(path).with_context(|| format!("reading {path}"))?
+                }
+                None => d,
+            };
+            settings.defaults =
+                serde_json::from_str(&text).context("--defaults: not a JSON object")?;
+        }
+        lodestar_analytics::registry::check_settings(&settings)?;
+        Store::set_project_settings_in(dir, name, &settings)?;
+        eprintln!("settings saved / 设置已保存");
+    }
+    println!("{}", serde_json::to_string_pretty(&settings)?);
+    Ok(ExitCode::SUCCESS)
+}
+
 /// `lodestar warnings --project NAME`
 pub fn warnings(config: Config, project: &str, limit: usize) -> anyhow::Result<ExitCode> {
     let store = open_store(&config)?;

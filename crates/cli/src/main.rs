@@ -107,6 +107,18 @@ enum ProjectsAction {
     },
     /// List projects. 列出项目
     List,
+    /// Show a project's settings, or change them with the options (works while a server
+    /// runs). 查看或修改项目设置（时区、各分析的默认参数）
+    Settings {
+        /// Project. 项目
+        name: String,
+        /// IANA time zone for analyses, e.g. Asia/Shanghai. 时区
+        #[arg(long)]
+        timezone: Option<String>,
+        /// Default parameters per analysis as JSON, or @FILE: {"stages": {"rules": …}, "rfm": …}. 默认参数
+        #[arg(long)]
+        defaults: Option<String>,
+    },
 }
 
 /// A data file format.
@@ -168,6 +180,14 @@ fn main() -> std::process::ExitCode {
         Command::Projects {
             action: ProjectsAction::List,
         } => commands::list_projects(config),
+        Command::Projects {
+            action:
+                ProjectsAction::Settings {
+                    name,
+                    timezone,
+                    defaults,
+                },
+        } => commands::project_settings(config, &name, timezone, defaults),
         Command::Import(args) => commands::import(config, args),
         Command::Export {
             what,

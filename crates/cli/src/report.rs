@@ -173,6 +173,7 @@ pub fn run(config: Config, report: Report) -> anyhow::Result<ExitCode> {
                 order: Some(order),
                 window,
                 dropped_at: None,
+                exclusions: Vec::new(),
                 date_from: from,
                 date_to: to,
                 timezone: tz,
@@ -276,17 +277,19 @@ fn run_named(
     let store = open_store(config)?;
     let project = store.project(project)?;
     let snapshot = store.snapshot(project.id)?;
-    let traits = |f: &mut dyn FnMut(u64, &lodestar_core::JsonMap)| {
+    let profiles = |f: &mut dyn FnMut(&lodestar_store::Profile)| {
         store
             .for_each_profile(project.id, &mut |p| {
-                f(p.person.0, &p.traits);
+                f(&p);
                 Ok(())
             })
             .map_err(lodestar_analytics::AnalyticsError::from)
     };
+    let settings = store.project_settings(project.id)?;
     let data = lodestar_analytics::registry::Data {
         snapshot: &snapshot,
-        traits: &traits,
+        settings: &settings,
+        profiles: &profiles,
     };
     let value = lodestar_analytics::registry::run(kind, &params, &data, threads)?;
     println!("{}", serde_json::to_string_pretty(&value)?);

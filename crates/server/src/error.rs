@@ -103,6 +103,17 @@ impl From<lodestar_analytics::AnalyticsError> for ApiError {
     }
 }
 
+impl From<lodestar_analytics::registry::RunError> for ApiError {
+    fn from(e: lodestar_analytics::registry::RunError) -> ApiError {
+        use lodestar_analytics::registry::RunError;
+        match e {
+            RunError::Unknown(_) => ApiError::new(404, "unknown_analysis", e.to_string()),
+            RunError::Json { .. } => ApiError::new(400, "invalid_json", e.to_string()),
+            RunError::Analysis(e) => e.into(),
+        }
+    }
+}
+
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let status = StatusCode::from_u16(self.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);

@@ -317,6 +317,37 @@ pub(crate) async fn warnings(
     Ok(Json(json!({"warnings": rows})).into_response())
 }
 
+/// `GET /api/projects/{name}/settings`: the project's time zone and default parameters per
+/// analysis.
+pub(crate) async fn get_settings(
+    State(state): State<Arc<AppState>>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    Path(name): Path<String>,
+    headers: HeaderMap,
+) -> Result<Response, ApiError> {
+    check_admin(&state, &headers, peer)?;
+    let project = state.store.project(&name)?;
+    Ok(Json(state.store.project_settings(project.id)?).into_response())
+}
+
+/// `PUT /api/projects/{name}/settings`: replaces them, after checking the time zone and that
+/// each analysis accepts its defaults (errors name the field, e.g. `defaults.rfm.scheme`).
+pub(crate) async fn put_settings(
+    State(state): State<Arc<AppState>>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    Path(name): Path<String>,
+    headers: HeaderMap,
+    body: bytes::Bytes,
+) -> Result<Response, ApiError> {
+    check_admin(&state, &headers, peer)?;
+    let project = state.store.project(&name)?;
+    let settings: lodestar_store::ProjectSettings = serde_json::from_slice(&body)
+        .map_err(|e| ApiError::new(400, "invalid_json", format!("the settings: {e}")))?;
+    lodestar_analytics::registry::check_settings(&settings)?;
+    state.store.set_project_settings(project.id, &settings)?;
+    Ok(Json(settings).into_response())
+}
+
 /// `POST /api/projects/{name}/analyses/{kind}` with the analysis's parameters as a JSON body
 /// (see `lodestar_analytics::registry`).
 pub(crate) async fn analysis(
@@ -331,25 +362,23 @@ pub(crate) async fn analysis(
     let threads = state.analysis_threads;
     let store = state.store.clone();
     let run = move || -> Result<serde_json::Value, ApiError> {
-        use lodestar_analytics::registry::{self, RunError};
+        use lodestar_analytics::registry;
         let snapshot = store.snapshot(project.id)?;
-        let traits = |f: &mut dyn FnMut(u64, &lodestar_core::JsonMap)| {
+        let profiles = |f: &mut dyn FnMut(&lodestar_store::Profile)| {
             store
                 .for_each_profile(project.id, &mut |p| {
-                    f(p.person.0, &p.traits);
+                    f(&p);
                     Ok(())
                 })
                 .map_err(lodestar_analytics::AnalyticsError::from)
         };
+        let settings = store.project_settings(project.id)?;
         let data = registry::Data {
             snapshot: &snapshot,
-            traits: &traits,
+            settings: &settings,
+            profiles: &profiles,
         };
-        registry::run(&kind, &body, &data, threads).map_err(|e| match e {
-            RunError::Unknown(_) => ApiError::new(404, "unknown_analysis", e.to_string()),
-            RunError::Json { .. } => ApiError::new(400, "invalid_json", e.to_string()),
-            RunError::Analysis(e) => e.into(),
-        })
+        Ok(registry::run(&kind, &body, &data, threads)?)
     };
     let value = tokio::task::spawn_blocking(run)
         .await

@@ -118,6 +118,10 @@ pub fn router(state: Arc<AppState>) -> Router {
         )
         .route("/api/projects/{name}/warnings", get(handlers::warnings))
         .route(
+            "/api/projects/{name}/settings",
+            get(handlers::get_settings).put(handlers::put_settings),
+        )
+        .route(
             "/api/projects/{name}/analyses/{kind}",
             post(handlers::analysis),
         )

@@ -53,6 +53,17 @@ fn post(path: &str, auth: Option<&str>, body: impl Into<Body>) -> Request<Body> 
     b.body(body.into()).unwrap()
 }
 
+fn put(path: &str, body: impl Into<Body>) -> Request<Body> {
+    Request::put(path)
+        .header("content-type", "application/json")
+        .body(body.into())
+        .unwrap()
+}
+
+fn get(path: &str) -> Request<Body> {
+    Request::get(path).body(Body::empty()).unwrap()
+}
+
 fn basic(key: &str) -> String {
     // base64 of "key:" without a crate: the alphabet by hand.
     const A: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
@@ -282,6 +293,55 @@ async fn analyses_answer_json_and_name_bad_fields() {
     assert_eq!(m["persons"], 1);
     assert_eq!(m["list"][0]["monetary"], 19.9);
     assert_eq!(m["list"][0]["recency_days"], 29);
+
+    // Project settings: a zone and RFM defaults; queries leave them out.
+    let settings = json!({"timezone": "Asia/Shanghai", "defaults": {"rfm": {"purchase_events": ["buy"], "scheme": "eight"}}});
+    let (status, _) = call(
+        &app,
+        put("/api/projects/shop/settings", settings.to_string()),
+        "127.0.0.1:1",
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK);
+    let (_, got) = call(&app, get("/api/projects/shop/settings"), "127.0.0.1:1").await;
+    assert_eq!(got, settings);
+    let (status, m) = analyse(
+        &app,
+        "rfm",
+        json!({"list": 5, "date_from": "2025-09-01", "date_to": "2025-09-30"}).to_string(),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{m}");
+    assert_eq!(m["layers"][0]["key"], "important_value");
+    // Recency to the end of 2025-09-30 in Shanghai (16:00 UTC): 28 days 20 hours.
+    assert_eq!(m["list"][0]["recency_days"], 28);
+    for (bad, field) in [
+        (json!({"timezone": "Mars/Olympus"}), "timezone"),
+        (
+            json!({"timezone": "UTC", "defaults": {"rfm": {"scheme": "nine"}}}),
+            "defaults.rfm.scheme",
+        ),
+        (
+            json!({"timezone": "UTC", "defaults": {"astrology": {}}}),
+            "defaults.astrology",
+        ),
+        (
+            json!({"timezone": "UTC", "defaults": {"funnel": {"window": "7y"}}}),
+            "defaults.funnel.window",
+        ),
+    ] {
+        let (status, e) = call(
+            &app,
+            put("/api/projects/shop/settings", bad.to_string()),
+            "127.0.0.1:1",
+        )
+        .await;
+        assert_eq!(
+            (status, e["field"].as_str()),
+            (StatusCode::BAD_REQUEST, Some(field)),
+            "{e}"
+        );
+    }
 
     let bad = json!({"steps": ["view", "buy"], "window": "7y", "date_from": "2026-03-01", "date_to": "2026-03-31"});
     let (status, e) = analyse(&app, "funnel", bad.to_string()).await;

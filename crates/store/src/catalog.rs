@@ -43,7 +43,24 @@ CREATE TABLE IF NOT EXISTS projects (
     created_at INTEGER NOT NULL,
     time_zone TEXT NOT NULL DEFAULT 'UTC'
 );
+CREATE TABLE IF NOT EXISTS project_settings (
+    project INTEGER PRIMARY KEY REFERENCES projects (id),
+    defaults TEXT NOT NULL DEFAULT '{}'
+);
 "#;
+
+/// A project's settings: its time zone and its default parameters per analysis (the
+/// lifecycle rules under `stages`, the RFM layers under `rfm`, the North Star under
+/// `north_star`, …). The store keeps them; their meaning is the analyses'.
+#[derive(Debug, Clone, PartialEq, Serialize, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ProjectSettings {
+    /// IANA time zone analyses use when a query names none.
+    pub timezone: String,
+    /// Per analysis name, parameters a query gets when it does not give them.
+    #[serde(default)]
+    pub defaults: lodestar_core::JsonMap,
+}
 
 /// Checks a project name: 1 to 64 characters of `a-z 0-9 _ -`, starting with a letter or digit.
 pub fn check_project_name(name: &str) -> Result<()> {
@@ -182,6 +199,40 @@ impl Catalog {
             .ok_or_else(|| StoreError::UnknownProject(name.to_string()))
     }
 
+    /// The project's settings, read from the database (another process may have changed them).
+    pub(crate) fn settings(&self, id: ProjectId) -> Result<ProjectSettings> {
+        let (timezone, defaults): (String, Option<String>) = self.conn.query_row(
+            "SELECT p.time_zone, s.defaults FROM projects p
+             LEFT JOIN project_settings s ON s.project = p.id WHERE p.id = ?1",
+            params![id.0],
+            |r| Ok((r.get(0)?, r.get(1)?)),
+        )?;
+        let defaults = match defaults {
+            Some(text) => serde_json::from_str(&text).map_err(|e| {
+                StoreError::corrupt("catalog.db", format!("project {} settings: {e}", id.0))
+            })?,
+            None => lodestar_core::JsonMap::new(),
+        };
+        Ok(ProjectSettings { timezone, defaults })
+    }
+
+    /// Replaces the project's settings (checked by the caller).
+    pub(crate) fn set_settings(&mut self, id: ProjectId, s: &ProjectSettings) -> Result<()> {
+        let defaults = serde_json::to_string(&s.defaults).expect("a JSON map serializes");
+        let tx = self.conn.transaction()?;
+        tx.execute(
+            "UPDATE projects SET time_zone = ?2 WHERE id = ?1",
+            params![id.0, s.timezone],
+        )?;
+        tx.execute(
+            "INSERT INTO project_settings (project, defaults) VALUES (?1, ?2)
+             ON CONFLICT (project) DO UPDATE SET defaults = excluded.defaults",
+            params![id.0, defaults],
+        )?;
+        tx.commit()?;
+        self.reload()
+    }
+
     pub(crate) fn all(&self) -> Vec<ProjectInfo> {
         let mut all: Vec<_> = self.by_name.values().cloned().collect();
         all.sort_by_key(|p| p.id);
@@ -223,5 +274,25 @@ mod tests {
         // A second handle (another process) sees the project.
         let mut other = Catalog::open(dir.path()).unwrap();
         assert_eq!(other.by_name("shop").unwrap().id, info.id);
+    }
+
+    #[test]
+    fn settings_round_trip_and_other_handles_see_them() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut c = Catalog::open(dir.path()).unwrap();
+        let (info, _) = c.create("shop", Timestamp(5)).unwrap();
+        let fresh = c.settings(info.id).unwrap();
+        assert_eq!((fresh.timezone.as_str(), fresh.defaults.len()), ("UTC", 0));
+        let mut defaults = lodestar_core::JsonMap::new();
+        defaults.insert("rfm".into(), serde_json::json!({"scheme": "eight"}));
+        let want = ProjectSettings {
+            timezone: "Asia/Shanghai".into(),
+            defaults,
+        };
+        c.set_settings(info.id, &want).unwrap();
+        c.set_settings(info.id, &want).unwrap();
+        let other = Catalog::open(dir.path()).unwrap();
+        assert_eq!(other.settings(info.id).unwrap(), want);
+        assert_eq!(c.by_name("shop").unwrap().time_zone, "Asia/Shanghai");
     }
 }

@@ -32,7 +32,7 @@ use std::sync::{Arc, Mutex, RwLock};
 
 use lodestar_core::{Clock, Message, PersonId, ProjectId, Timestamp};
 
-pub use catalog::{ProjectInfo, check_project_name};
+pub use catalog::{ProjectInfo, ProjectSettings, check_project_name};
 pub use config::StoreConfig;
 pub use error::{Result, StoreError};
 pub use manifest::{Manifest, PartEntry};
@@ -162,6 +162,39 @@ impl Store {
             return Ok(Vec::new());
         }
         Ok(Catalog::open(data_dir)?.all())
+    }
+
+    /// A project's settings.
+    pub fn project_settings(&self, project: ProjectId) -> Result<ProjectSettings> {
+        self.catalog.lock().expect("catalog lock").settings(project)
+    }
+
+    /// Replaces a project's settings (the caller checks them).
+    pub fn set_project_settings(&self, project: ProjectId, s: &ProjectSettings) -> Result<()> {
+        self.catalog
+            .lock()
+            .expect("catalog lock")
+            .set_settings(project, s)
+    }
+
+    /// Reads a project's settings from the catalog of `data_dir` without opening the store,
+    /// so it works while a server owns the folder.
+    pub fn project_settings_in(data_dir: &std::path::Path, name: &str) -> Result<ProjectSettings> {
+        let mut catalog = Catalog::open(data_dir)?;
+        let id = catalog.by_name(name)?.id;
+        catalog.settings(id)
+    }
+
+    /// Replaces a project's settings in the catalog of `data_dir` without opening the store;
+    /// a running server reads them on its next query.
+    pub fn set_project_settings_in(
+        data_dir: &std::path::Path,
+        name: &str,
+        s: &ProjectSettings,
+    ) -> Result<()> {
+        let mut catalog = Catalog::open(data_dir)?;
+        let id = catalog.by_name(name)?.id;
+        catalog.set_settings(id, s)
     }
 
     fn open_project(&self, info: ProjectInfo) -> Result<Arc<Project>> {
