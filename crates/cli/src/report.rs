@@ -103,9 +103,9 @@ pub enum Report {
         #[arg(long)]
         list: Option<usize>,
     },
-    /// Any analysis by name with JSON parameters, printed as JSON (see docs/analytics.md). 按名称运行任意分析
+    /// Any analysis by name with JSON parameters (see docs/analytics.md), as tables or JSON. 按名称运行任意分析
     Run {
-        /// Analysis name: funnel, retention, rfm, … 分析名称
+        /// Analysis name: funnel, retention, lifecycle, stages, rfm, paths, stickiness, journey, winback, trends, north_star, nps, kfactor. 分析名称
         kind: String,
         /// Project. 项目
         #[arg(long)]
@@ -116,6 +116,9 @@ pub enum Report {
         /// Threads. 线程数 [default: all cores]
         #[arg(long)]
         threads: Option<usize>,
+        /// Print JSON instead of tables. 输出 JSON
+        #[arg(long)]
+        json: bool,
     },
     /// Lifecycle stages: onboarding, growth, maturity, dormant, churned, resurrected; flows. 生命周期阶段分布与流转
     Stages {
@@ -143,7 +146,8 @@ pub fn run(config: Config, report: Report) -> anyhow::Result<ExitCode> {
             project,
             params,
             threads,
-        } => return run_named(&config, kind, project, params, *threads),
+            json,
+        } => return run_named(&config, kind, project, params, *threads, *json),
     };
     let threads = common
         .threads
@@ -267,6 +271,7 @@ fn run_named(
     project: &str,
     params: &str,
     threads: Option<usize>,
+    json: bool,
 ) -> anyhow::Result<ExitCode> {
     let params = match params.strip_prefix('@') {
         Some(path) => std::fs::read(path).with_context(|| format!("reading --params {path}"))?,
@@ -292,8 +297,116 @@ fn run_named(
         profiles: &profiles,
     };
     let value = lodestar_analytics::registry::run(kind, &params, &data, threads)?;
-    println!("{}", serde_json::to_string_pretty(&value)?);
+    if json {
+        println!("{}", serde_json::to_string_pretty(&value)?);
+    } else {
+        let mut out = String::new();
+        render(&value, "", &mut out);
+        print!("{out}");
+    }
     Ok(ExitCode::SUCCESS)
+}
+
+/// A JSON answer as text: scalars as `key: value`, lists of records as aligned tables,
+/// nested objects as indented sections.
+fn render(value: &serde_json::Value, indent: &str, out: &mut String) {
+    use serde_json::Value;
+    let Value::Object(map) = value else {
+        out.push_str(&format!("{indent}{}\n", cell(value)));
+        return;
+    };
+    for (key, v) in map {
+        match v {
+            Value::Object(_) => {
+                out.push_str(&format!("{indent}{key}:\n"));
+                render(v, &format!("{indent}  "), out);
+            }
+            Value::Array(items) if items.iter().any(Value::is_object) => {
+                out.push_str(&format!("{indent}{key}:\n"));
+                table(items, &format!("{indent}  "), out);
+            }
+            _ => out.push_str(&format!("{indent}{key}: {}\n", cell(v))),
+        }
+    }
+}
+
+/// One value in a cell: numbers to at most 4 decimals, short lists inline.
+fn cell(v: &serde_json::Value) -> String {
+    use serde_json::Value;
+    match v {
+        Value::Null => "-".into(),
+        Value::String(s) => s.clone(),
+        Value::Number(n) => match (n.as_i64(), n.as_f64()) {
+            (Some(i), _) => i.to_string(),
+            (None, Some(f)) => {
+                let s = format!("{f:.4}");
+                s.trim_end_matches('0').trim_end_matches('.').to_string()
+            }
+            _ => n.to_string(),
+        },
+        Value::Array(items) if items.len() <= 16 && !items.iter().any(Value::is_object) => {
+            items.iter().map(cell).collect::<Vec<_>>().join(" ")
+        }
+        Value::Array(items) => format!("[{} items]", items.len()),
+        Value::Object(_) | Value::Bool(_) => v.to_string(),
+    }
+}
+
+/// Records as an aligned table over their keys (in first-seen order); nested records are
+/// rendered after the table.
+fn table(items: &[serde_json::Value], indent: &str, out: &mut String) {
+    let mut columns: Vec<&str> = Vec::new();
+    for item in items {
+        if let Some(map) = item.as_object() {
+            for (k, v) in map {
+                if !v.is_object() && !columns.contains(&k.as_str()) {
+                    columns.push(k);
+                }
+            }
+        }
+    }
+    let rows: Vec<Vec<String>> = items
+        .iter()
+        .map(|item| {
+            columns
+                .iter()
+                .map(|c| item.get(c).map_or(String::new(), cell))
+                .collect()
+        })
+        .collect();
+    let widths: Vec<usize> = columns
+        .iter()
+        .enumerate()
+        .map(|(i, c)| {
+            rows.iter()
+                .map(|r| r[i].chars().count())
+                .chain([c.chars().count()])
+                .max()
+                .unwrap_or(0)
+        })
+        .collect();
+    let line = |cells: Vec<String>| {
+        let padded: Vec<String> = cells
+            .iter()
+            .zip(&widths)
+            .map(|(c, w)| format!("{c:<w$}"))
+            .collect();
+        format!("{indent}{}\n", padded.join("  ").trim_end())
+    };
+    out.push_str(&line(columns.iter().map(|c| c.to_string()).collect()));
+    for r in rows {
+        out.push_str(&line(r));
+    }
+    for (i, item) in items.iter().enumerate() {
+        if let Some(map) = item.as_object() {
+            for (k, v) in map {
+                if v.is_object() {
+                    out.push_str(&format!("{indent}[{i}] {k}:\n"));
+                    render(v, &format!("{indent}  "), out);
+                }
+            }
+        }
+    }
 }
 
 #[allow(clippy::print_stdout, reason = "the command's output")]
