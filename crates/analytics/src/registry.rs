@@ -140,15 +140,17 @@ pub fn run(
 }
 
 /// Fills what the query leaves out from the project's settings: its time zone, and the
-/// parameters under `defaults.<kind>` (a query's `preset` displaces default `rules`).
+/// parameters under `defaults.<kind>` (a query's `preset` displaces default `rules`, and
+/// its `rules` a default `preset`).
 pub fn apply_defaults(kind: &str, params: &mut Value, settings: &ProjectSettings) {
     let Some(map) = params.as_object_mut() else {
         return;
     };
     if let Some(Value::Object(defaults)) = settings.defaults.get(kind) {
-        let has_preset = map.contains_key("preset");
+        // A query's own preset or rules displace the other from the defaults.
+        let (has_preset, has_rules) = (map.contains_key("preset"), map.contains_key("rules"));
         for (k, v) in defaults {
-            if has_preset && k == "rules" {
+            if (has_preset && k == "rules") || (has_rules && k == "preset") {
                 continue;
             }
             map.entry(k.clone()).or_insert_with(|| v.clone());

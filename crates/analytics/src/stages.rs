@@ -288,6 +288,55 @@ pub struct StagesResult {
     pub flows: Vec<StageFlow>,
 }
 
+/// A person's change of stage from the end of one day to the end of the next.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StageChange {
+    /// Canonical person id.
+    pub person: u64,
+    /// Stage at the end of the day before; `None`: not yet arrived.
+    pub from: Option<Stage>,
+    /// Stage at the end of the day.
+    pub to: Stage,
+}
+
+/// The persons whose stage at the end of `date` (in `calendar`'s zone) differs from their
+/// stage at the end of the day before, sorted by person: the day's stage changes, as the
+/// project's automation receives them.
+pub fn stage_changes(
+    source: &dyn PersonSource,
+    rules: &StageRules,
+    calendar: &Calendar,
+    date: Date,
+    threads: usize,
+) -> Result<Vec<StageChange>> {
+    rules.check()?;
+    let next = date
+        .checked_add(jiff::Span::new().days(1))
+        .map_err(|e| AnalyticsError::invalid("date", e.to_string()))?;
+    let at = [calendar.start_of(date)?, calendar.start_of(next)?];
+    let resolved = Resolved::new(rules, source.names());
+    let parts = run_sharded(source, threads, |src, shard, shards| {
+        let mut out = Vec::new();
+        src.for_each_person(shard, shards, &mut |person, ev| {
+            let mut got = [None; 2];
+            resolved.stages(ev, &at, |k, s| got[k] = s);
+            if let [from, Some(to)] = got
+                && from != Some(to)
+            {
+                out.push(StageChange {
+                    person: person.0,
+                    from,
+                    to,
+                });
+            }
+        });
+        out
+    });
+    let mut all: Vec<StageChange> = parts.into_iter().flatten().collect();
+    all.sort_unstable_by_key(|c| c.person);
+    Ok(all)
+}
+
 /// Runs the stages analysis.
 pub fn stages(source: &dyn PersonSource, q: &StagesQuery) -> Result<StagesResult> {
     q.rules.check()?;

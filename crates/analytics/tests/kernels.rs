@@ -426,5 +426,18 @@ proptest! {
         }
         let got_flows: BTreeMap<(Option<Stage>, Stage), u64> = got.flows.iter().map(|f| ((f.from, f.to), f.persons)).collect();
         prop_assert_eq!(got_flows, flows);
+        // The day's changes: each person whose stage at the end of `to` differs from the day
+        // before's.
+        let changes = lodestar_analytics::stages::stage_changes(&src, &rules, &cal, to, threads).unwrap();
+        let got_changes: Vec<(u64, Option<Stage>, Stage)> = changes.iter().map(|c| (c.person, c.from, c.to)).collect();
+        let day_before = to.checked_sub(jiff::Span::new().days(1)).unwrap();
+        let mut want_changes = Vec::new();
+        for (p, ev) in &persons {
+            let (a, b) = (naive_stage(ev, end_of(day_before), &rules), naive_stage(ev, end_of(to), &rules));
+            if let Some(b) = b && a != Some(b) {
+                want_changes.push((*p, a, b));
+            }
+        }
+        prop_assert_eq!(got_changes, want_changes);
     }
 }

@@ -317,6 +317,82 @@ pub(crate) async fn warnings(
     Ok(Json(json!({"warnings": rows})).into_response())
 }
 
+/// Query of `GET /api/projects/{name}/stage_changes`.
+#[derive(Debug, serde::Deserialize)]
+pub(crate) struct StreamQuery {
+    /// Only ids above this.
+    after: Option<i64>,
+    /// At most this many (default 1000, at most 10,000).
+    limit: Option<usize>,
+}
+
+/// `GET /api/projects/{name}/stage_changes?after=&limit=`: the lifecycle stage changes in
+/// order, for automation to follow.
+pub(crate) async fn stage_changes(
+    State(state): State<Arc<AppState>>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    Path(name): Path<String>,
+    Query(q): Query<StreamQuery>,
+    headers: HeaderMap,
+) -> Result<Response, ApiError> {
+    check_admin(&state, &headers, peer)?;
+    let project = state.store.project(&name)?;
+    let rows = state.store.stage_changes(
+        project.id,
+        q.after.unwrap_or(0),
+        q.limit.unwrap_or(1000).min(10_000),
+    )?;
+    Ok(Json(json!({"stage_changes": rows})).into_response())
+}
+
+/// Query of `POST /api/projects/{name}/stage_changes`.
+#[derive(Debug, serde::Deserialize)]
+pub(crate) struct RunDay {
+    /// Record this day (`YYYY-MM-DD`) only; else every ended day not yet recorded.
+    date: Option<String>,
+}
+
+/// `POST /api/projects/{name}/stage_changes?date=`: records stage changes now instead of at
+/// the next hourly tick.
+pub(crate) async fn run_stage_changes(
+    State(state): State<Arc<AppState>>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    Path(name): Path<String>,
+    Query(q): Query<RunDay>,
+    headers: HeaderMap,
+) -> Result<Response, ApiError> {
+    check_admin(&state, &headers, peer)?;
+    let project = state.store.project(&name)?;
+    let day = match q.date.as_deref() {
+        Some(d) => Some(d.parse::<jiff::civil::Date>().map_err(|_| ApiError {
+            field: Some("date".into()),
+            ..ApiError::new(
+                400,
+                "invalid_parameter",
+                format!("{d:?} is not a date like 2026-11-01"),
+            )
+        })?),
+        None => None,
+    };
+    let state2 = Arc::clone(&state);
+    let days = tokio::task::spawn_blocking(move || {
+        crate::derived::emit_stage_changes(
+            &state2.store,
+            &project,
+            state2.clock.now(),
+            day,
+            state2.analysis_threads,
+        )
+    })
+    .await
+    .map_err(|e| ApiError::new(500, "internal", format!("stage changes failed: {e}")))??;
+    let days: Vec<_> = days
+        .into_iter()
+        .map(|(day, added)| json!({"day": day, "added": added}))
+        .collect();
+    Ok(Json(json!({"days": days})).into_response())
+}
+
 /// `GET /api/projects/{name}/settings`: the project's time zone and default parameters per
 /// analysis.
 pub(crate) async fn get_settings(

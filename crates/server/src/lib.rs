@@ -5,6 +5,7 @@
 //! `lodestar-ingest`), call the store, and encode the response; every error becomes an HTTP
 //! status in one place ([`error::ApiError`]).
 
+pub mod derived;
 pub mod error;
 mod handlers;
 mod metrics;
@@ -18,7 +19,7 @@ use serde::{Deserialize, Serialize};
 
 use lodestar_core::Clock;
 use lodestar_ingest::Limits;
-use lodestar_store::Store;
+use lodestar_store::{EventStore, Store};
 
 pub use metrics::HttpMetrics;
 
@@ -106,6 +107,42 @@ impl AppState {
     }
 }
 
+/// Every hour, records each project's lifecycle stage changes for the days that ended since
+/// the last time (see [`derived::emit_stage_changes`]). Failures are logged and retried on
+/// the next tick.
+async fn record_derived(state: Arc<AppState>) {
+    let mut tick = tokio::time::interval(std::time::Duration::from_secs(3600));
+    loop {
+        tick.tick().await;
+        let state = Arc::clone(&state);
+        let done = tokio::task::spawn_blocking(move || {
+            for project in state.store.projects().unwrap_or_default() {
+                let now = state.clock.now();
+                match derived::emit_stage_changes(
+                    &state.store,
+                    &project,
+                    now,
+                    None,
+                    state.analysis_threads,
+                ) {
+                    Ok(days) => {
+                        for (day, added) in days {
+                            tracing::info!(project = %project.name, %day, added, "stage changes recorded");
+                        }
+                    }
+                    Err(e) => {
+                        tracing::warn!(project = %project.name, error = %e.message, "stage changes not recorded")
+                    }
+                }
+            }
+        })
+        .await;
+        if let Err(e) = done {
+            tracing::warn!(error = %e, "stage change task failed");
+        }
+    }
+}
+
 /// The application's routes.
 pub fn router(state: Arc<AppState>) -> Router {
     Router::new()
@@ -117,6 +154,10 @@ pub fn router(state: Arc<AppState>) -> Router {
             post(handlers::create_project).get(handlers::list_projects),
         )
         .route("/api/projects/{name}/warnings", get(handlers::warnings))
+        .route(
+            "/api/projects/{name}/stage_changes",
+            get(handlers::stage_changes).post(handlers::run_stage_changes),
+        )
         .route(
             "/api/projects/{name}/settings",
             get(handlers::get_settings).put(handlers::put_settings),
@@ -134,6 +175,7 @@ pub async fn serve(
     state: Arc<AppState>,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
+    tokio::spawn(record_derived(Arc::clone(&state)));
     let app = router(state).into_make_service_with_connect_info::<SocketAddr>();
     axum::serve(listener, app)
         .with_graceful_shutdown(shutdown)

@@ -295,7 +295,10 @@ async fn analyses_answer_json_and_name_bad_fields() {
     assert_eq!(m["list"][0]["recency_days"], 29);
 
     // Project settings: a zone and RFM defaults; queries leave them out.
-    let settings = json!({"timezone": "Asia/Shanghai", "defaults": {"rfm": {"purchase_events": ["buy"], "scheme": "eight"}}});
+    let settings = json!({"timezone": "Asia/Shanghai", "defaults": {
+        "rfm": {"purchase_events": ["buy"], "scheme": "eight"},
+        "stages": {"rules": {"conversion_event": "buy", "dormant_days": 30, "churn_days": 90,
+                             "mature_conversions": 3, "resurrected_days": 30}}}});
     let (status, _) = call(
         &app,
         put("/api/projects/shop/settings", settings.to_string()),
@@ -315,6 +318,58 @@ async fn analyses_answer_json_and_name_bad_fields() {
     assert_eq!(m["layers"][0]["key"], "important_value");
     // Recency to the end of 2025-09-30 in Shanghai (16:00 UTC): 28 days 20 hours.
     assert_eq!(m["list"][0]["recency_days"], 28);
+    // Stage changes (Shanghai days, e-commerce rules): u1 arrived on 09-01 and bought early
+    // on 09-02 (04:00 local); u2 arrived on 09-02.
+    let run = |q: &str| {
+        Request::post(format!("/api/projects/shop/stage_changes{q}"))
+            .body(Body::empty())
+            .unwrap()
+    };
+    let (status, r) = call(&app, run("?date=2025-09-02"), "127.0.0.1:1").await;
+    assert_eq!(status, StatusCode::OK, "{r}");
+    assert_eq!(r["days"][0]["added"], 2);
+    let (_, again) = call(&app, run("?date=2025-09-02"), "127.0.0.1:1").await;
+    assert_eq!(
+        again["days"][0]["added"], 0,
+        "recording a day twice adds nothing"
+    );
+    let (_, feed) = call(&app, get("/api/projects/shop/stage_changes"), "127.0.0.1:1").await;
+    let changes: Vec<(Option<&str>, &str)> = feed["stage_changes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| (c["from"].as_str(), c["to"].as_str().unwrap()))
+        .collect();
+    assert_eq!(
+        changes,
+        vec![(Some("onboarding"), "growth"), (None, "onboarding")]
+    );
+    // Catching up: every day after the last recorded one through yesterday (2025-11-24 in
+    // Shanghai by the test clock), where both fall dormant after 30 quiet days.
+    let (_, r) = call(&app, run(""), "127.0.0.1:1").await;
+    let days = r["days"].as_array().unwrap();
+    assert_eq!(days.len(), 83);
+    assert_eq!(days.last().unwrap()["day"], "2025-11-24");
+    let (_, feed) = call(
+        &app,
+        get("/api/projects/shop/stage_changes?after=2"),
+        "127.0.0.1:1",
+    )
+    .await;
+    let dormant: Vec<&str> = feed["stage_changes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|c| c["to"] == "dormant")
+        .map(|c| c["day"].as_str().unwrap())
+        .collect();
+    assert_eq!(dormant, vec!["2025-10-02", "2025-10-09"]);
+    let (status, e) = call(&app, run("?date=yesterday"), "127.0.0.1:1").await;
+    assert_eq!(
+        (status, e["field"].as_str()),
+        (StatusCode::BAD_REQUEST, Some("date"))
+    );
+
     for (bad, field) in [
         (json!({"timezone": "Mars/Olympus"}), "timezone"),
         (

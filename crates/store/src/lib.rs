@@ -15,6 +15,7 @@ mod catalog;
 mod config;
 mod db;
 mod dedup;
+mod derived;
 mod error;
 mod identity;
 mod manifest;
@@ -34,6 +35,7 @@ use lodestar_core::{Clock, Message, PersonId, ProjectId, Timestamp};
 
 pub use catalog::{ProjectInfo, ProjectSettings, check_project_name};
 pub use config::StoreConfig;
+pub use derived::StageChangeRow;
 pub use error::{Result, StoreError};
 pub use manifest::{Manifest, PartEntry};
 pub use metrics::{Histogram, LATENCY_BUCKETS, StoreMetrics};
@@ -162,6 +164,33 @@ impl Store {
             return Ok(Vec::new());
         }
         Ok(Catalog::open(data_dir)?.all())
+    }
+
+    /// Records a day's lifecycle stage changes, (person, from, to), in the project's derived
+    /// stream; idempotent per person and day. Returns rows added.
+    pub fn record_stage_changes(
+        &self,
+        project: ProjectId,
+        day: &str,
+        at: Timestamp,
+        changes: &[(u64, Option<String>, String)],
+    ) -> Result<usize> {
+        derived::record_stage_changes(&self.project_dir(project), day, at, changes)
+    }
+
+    /// The last day whose stage changes were recorded.
+    pub fn stages_through(&self, project: ProjectId) -> Result<Option<String>> {
+        derived::stages_through(&self.project_dir(project))
+    }
+
+    /// Up to `limit` stage changes with ids above `after`, in order.
+    pub fn stage_changes(
+        &self,
+        project: ProjectId,
+        after: i64,
+        limit: usize,
+    ) -> Result<Vec<StageChangeRow>> {
+        derived::stage_changes(&self.project_dir(project), after, limit)
     }
 
     /// A project's settings.

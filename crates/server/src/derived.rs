@@ -1,0 +1,88 @@
+//! Derived streams the server keeps current: each project's lifecycle stage changes, recorded
+//! once a day ends in the project's time zone (see `lodestar_store::StageChangeRow`).
+
+use lodestar_analytics::{Calendar, SnapshotSource, spec::StagesSpec, stages::stage_changes};
+use lodestar_core::Timestamp;
+use lodestar_store::{ProjectInfo, Store};
+
+use crate::error::ApiError;
+
+/// Most days recorded in one call (a project that was idle for longer catches up over
+/// several calls).
+pub const MAX_DAYS: usize = 366;
+
+/// Records the stage changes of every day from the one after the last recorded (the day
+/// before yesterday's end, the first time: only yesterday) through yesterday, in the
+/// project's zone and with its stage rules (`defaults.stages`: `rules` or `preset`, else
+/// the e-commerce preset). With `day`, records that day only. Returns (day, changes added).
+pub fn emit_stage_changes(
+    store: &Store,
+    project: &ProjectInfo,
+    now: Timestamp,
+    day: Option<jiff::civil::Date>,
+    threads: usize,
+) -> Result<Vec<(String, usize)>, ApiError> {
+    let settings = store.project_settings(project.id)?;
+    let calendar = Calendar::new(&settings.timezone)?;
+    let mut params = settings
+        .defaults
+        .get("stages")
+        .cloned()
+        .unwrap_or_else(|| serde_json::json!({}));
+    if let Some(map) = params.as_object_mut() {
+        map.retain(|k, _| k == "rules" || k == "preset");
+        map.insert("date_from".into(), "2026-01-01".into());
+        map.insert("date_to".into(), "2026-01-01".into());
+    }
+    let spec: StagesSpec = serde_json::from_value(params)
+        .map_err(|e| ApiError::new(400, "invalid_settings", format!("defaults.stages: {e}")))?;
+    let rules = spec.query(1)?.rules;
+    let one_day = jiff::Span::new().days(1);
+    let yesterday = calendar
+        .date_of(now.millis())?
+        .checked_sub(one_day)
+        .map_err(|e| ApiError::new(400, "invalid_date", e.to_string()))?;
+    let days: Vec<jiff::civil::Date> = match day {
+        Some(d) => vec![d],
+        None => {
+            let through = store.stages_through(project.id)?;
+            let mut d = match through.and_then(|t| t.parse::<jiff::civil::Date>().ok()) {
+                Some(t) => t.checked_add(one_day).unwrap_or(t),
+                None => yesterday,
+            };
+            let mut days = Vec::new();
+            while d <= yesterday && days.len() < MAX_DAYS {
+                days.push(d);
+                d = match d.checked_add(one_day) {
+                    Ok(next) => next,
+                    Err(_) => break,
+                };
+            }
+            days
+        }
+    };
+    if days.is_empty() {
+        return Ok(Vec::new());
+    }
+    let snapshot = store.snapshot(project.id)?;
+    let source = SnapshotSource::new(&snapshot);
+    let name = |s: lodestar_analytics::Stage| {
+        serde_json::to_value(s)
+            .ok()
+            .and_then(|v| v.as_str().map(String::from))
+            .unwrap_or_default()
+    };
+    let mut out = Vec::with_capacity(days.len());
+    for d in days {
+        let changes = stage_changes(&source, &rules, &calendar, d, threads)?;
+        let rows: Vec<(u64, Option<String>, String)> = changes
+            .iter()
+            .map(|c| (c.person, c.from.map(name), name(c.to)))
+            .collect();
+        let end = calendar.start_of(d.checked_add(one_day).unwrap_or(d))?;
+        let added =
+            store.record_stage_changes(project.id, &d.to_string(), Timestamp(end), &rows)?;
+        out.push((d.to_string(), added));
+    }
+    Ok(out)
+}
