@@ -13,6 +13,7 @@ mod error;
 pub mod filter;
 pub mod funnel;
 pub mod journey;
+pub mod kfactor;
 pub mod lifecycle;
 pub mod north_star;
 pub mod nps;

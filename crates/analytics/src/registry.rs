@@ -30,6 +30,7 @@ pub const ANALYSES: &[&str] = &[
     "trends",
     "north_star",
     "nps",
+    "kfactor",
 ];
 
 /// Why a named analysis did not run.
@@ -116,7 +117,7 @@ pub fn run(
         Some(kept)
     };
     let source = SnapshotSource::filtered(data.snapshot, &filters, allowed, threads)?;
-    let mut value = run_on(kind, &params, &source, threads)?;
+    let mut value = run_with_data(kind, &params, data, &source, threads)?;
     if let Some(b) = breakdown {
         let groups = crate::filter::groups(data, &b, &params, &source, threads)?;
         let mut out = Vec::with_capacity(groups.len());
@@ -126,7 +127,7 @@ pub fn run(
             out.push(serde_json::json!({
                 "value": label,
                 "persons": n,
-                "result": run_on(kind, &params, &source, threads)?,
+                "result": run_with_data(kind, &params, data, &source, threads)?,
             }));
         }
         if let Some(map) = value.as_object_mut() {
@@ -202,7 +203,13 @@ pub fn check_settings(settings: &ProjectSettings) -> std::result::Result<(), Run
             }
             _ => {}
         }
-        match run_on(kind, &params, &crate::VecSource::default(), 1) {
+        let checked = if kind == "kfactor" {
+            parse::<crate::kfactor::KFactorSpec>(kind, &params)
+                .and_then(|s| s.query(1).map(|_| Value::Null).map_err(RunError::from))
+        } else {
+            run_on(kind, &params, &crate::VecSource::default(), 1)
+        };
+        match checked {
             Ok(_) => {}
             // Partial defaults: every given field parsed, some per-query field is missing.
             Err(RunError::Json { message, .. }) if message.starts_with("missing field") => {}
@@ -229,7 +236,29 @@ fn in_field(e: RunError, field: &str) -> RunError {
     }
 }
 
-/// Runs analysis `kind` with its own parameters over `source`.
+/// Runs analysis `kind` over `source`, giving the analyses that need them the profiles.
+fn run_with_data(
+    kind: &str,
+    params: &Value,
+    data: &Data<'_>,
+    source: &SnapshotSource<'_>,
+    threads: usize,
+) -> std::result::Result<Value, RunError> {
+    match kind {
+        "kfactor" => {
+            let s: crate::kfactor::KFactorSpec = parse(kind, params)?;
+            Ok(json(crate::kfactor::kfactor(
+                data,
+                source,
+                &s.query(threads)?,
+            ))?)
+        }
+        _ => run_on(kind, params, source, threads),
+    }
+}
+
+/// Runs analysis `kind` with its own parameters over `source` (every analysis but
+/// `kfactor`, which needs the profiles: see [`run`]).
 pub fn run_on(
     kind: &str,
     params: &Value,
@@ -284,6 +313,13 @@ pub fn run_on(
         "nps" => {
             let s: crate::nps::NpsSpec = parse(kind, params)?;
             json(crate::nps::nps(source, &s.query(threads)?))?
+        }
+        "kfactor" => {
+            return Err(AnalyticsError::invalid(
+                "kind",
+                "kfactor reads profiles: run it through registry::run",
+            )
+            .into());
         }
         _ => return Err(RunError::Unknown(kind.to_string())),
     };
