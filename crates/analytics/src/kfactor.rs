@@ -515,7 +515,7 @@ pub struct KFactorSpec {
     /// The event an invitee converts with; default `Signed Up`.
     #[serde(default)]
     pub conversion_event: Option<String>,
-    /// The conversion's property holding the inviter's user id; default `referrer`.
+    /// The conversion's property holding the inviter's user id; default `referrer_id`.
     #[serde(default)]
     pub referrer_property: Option<String>,
     /// Top inviters listed; default 10.
