@@ -34,7 +34,7 @@ fn main() -> anyhow::Result<()> {
     writeln!(out, "person,ts,event,ord,value")?;
     let mut rows = 0u64;
     let mut failed = None;
-    source.for_each_person(0, 1, &mut |person, ev| {
+    source.for_each_person_with_values(0, 1, &mut |person, ev| {
         for i in 0..ev.len() {
             // `ord` is the position in the person's stream: ties in time keep write order.
             let v = ev.values[i];

@@ -401,8 +401,10 @@ impl Matcher {
         let mut ttc = None;
         // Most events are no step: find the ones that are without a branch per event (a
         // mispredicted branch costs more than the rest of the work), then walk only those.
-        hits.clear();
-        hits.resize(ev.len() + 1, 0);
+        // Grown, never cleared: every slot read below was written for this person first.
+        if hits.len() <= ev.len() {
+            hits.resize(ev.len() + 1, 0);
+        }
         let mut found = 0usize;
         for (i, &name) in ev.names.iter().enumerate() {
             hits[found] = i as u32;

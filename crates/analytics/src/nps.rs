@@ -193,7 +193,7 @@ pub fn nps(source: &dyn PersonSource, q: &NpsQuery) -> Result<NpsResult> {
         let mut counts = vec![Counts::default(); groups * (n + 1)];
         let Some(event) = event else { return counts };
         let mut slots: Vec<usize> = Vec::new();
-        src.for_each_person(shard, shards, &mut |person, ev| {
+        src.for_each_person_with_values(shard, shards, &mut |person, ev| {
             let ev = ev.within(begin, end);
             slots.clear();
             slots.push(0);

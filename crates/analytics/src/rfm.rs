@@ -303,13 +303,15 @@ pub fn rfm(source: &dyn PersonSource, q: &RfmQuery) -> Result<RfmResult> {
     let parts = run_sharded(source, q.threads, |src, shard, shards| {
         let mut buyers = Vec::new();
         let mut hits: Vec<u32> = Vec::new();
-        src.for_each_person(shard, shards, &mut |person, ev: Events<'_>| {
+        src.for_each_person_with_values(shard, shards, &mut |person, ev: Events<'_>| {
             // Two passes: the names alone pick the candidate purchases without a branch per
             // event (most events are none, and a mispredicted branch costs more than the
             // work); only those are read further. Reading every event's time and value too
             // would triple the memory traffic of a scan this light.
-            hits.clear();
-            hits.resize(ev.len() + 1, 0);
+            // Grown, never cleared: every slot read below was written for this person first.
+            if hits.len() <= ev.len() {
+                hits.resize(ev.len() + 1, 0);
+            }
             let mut found = 0usize;
             if any_valued {
                 for (i, v) in ev.values.iter().enumerate() {

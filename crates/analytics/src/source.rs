@@ -25,7 +25,8 @@ pub struct Events<'a> {
     /// Event-name id per event (an index into [`PersonSource::names`]).
     pub names: &'a [u32],
     /// The event's value per event (its `revenue`, `value`, … property; see
-    /// `lodestar_core::event_value`), NaN when it has none.
+    /// `lodestar_core::event_value`), NaN when it has none. Empty unless the kernel asked
+    /// for values ([`PersonSource::for_each_person_with_values`]).
     pub values: &'a [f64],
 }
 
@@ -35,7 +36,11 @@ impl<'a> Events<'a> {
         Events {
             ts: &self.ts[a..b],
             names: &self.names[a..b],
-            values: &self.values[a..b],
+            values: if self.values.is_empty() {
+                &[]
+            } else {
+                &self.values[a..b]
+            },
         }
     }
 
@@ -67,8 +72,36 @@ pub trait PersonSource: Sync {
     fn names(&self) -> &[String];
 
     /// Calls `f` once for every person of shard `shard` (of `shards`) that has events. Every
-    /// person belongs to exactly one shard.
-    fn for_each_person(&self, shard: usize, shards: usize, f: &mut dyn FnMut(PersonId, Events<'_>));
+    /// person belongs to exactly one shard. With `values`, [`Events::values`] holds each
+    /// event's value; without, it may be empty (a source then skips copying them).
+    fn visit(
+        &self,
+        shard: usize,
+        shards: usize,
+        values: bool,
+        f: &mut dyn FnMut(PersonId, Events<'_>),
+    );
+
+    /// [`PersonSource::visit`] for kernels that read times and names only
+    /// ([`Events::values`] may be empty).
+    fn for_each_person(
+        &self,
+        shard: usize,
+        shards: usize,
+        f: &mut dyn FnMut(PersonId, Events<'_>),
+    ) {
+        self.visit(shard, shards, false, f);
+    }
+
+    /// [`PersonSource::visit`] with each event's value.
+    fn for_each_person_with_values(
+        &self,
+        shard: usize,
+        shards: usize,
+        f: &mut dyn FnMut(PersonId, Events<'_>),
+    ) {
+        self.visit(shard, shards, true, f);
+    }
 
     /// The id of an event name, if any event has it.
     fn name_id(&self, name: &str) -> Option<u32> {
@@ -132,10 +165,11 @@ impl PersonSource for VecSource {
         &self.names
     }
 
-    fn for_each_person(
+    fn visit(
         &self,
         shard: usize,
         shards: usize,
+        _values: bool,
         f: &mut dyn FnMut(PersonId, Events<'_>),
     ) {
         for (i, (p, ts, names, values)) in self.persons.iter().enumerate() {
@@ -327,7 +361,9 @@ impl SnapshotSource<'_> {
             let run = &self.runs[r];
             buf.ts.extend_from_slice(&run.ts[s..e]);
             buf.names.extend_from_slice(&run.names[s..e]);
-            buf.values.extend_from_slice(&run.values[s..e]);
+            if buf.with_values {
+                buf.values.extend_from_slice(&run.values[s..e]);
+            }
         }
         true
     }
@@ -382,10 +418,11 @@ impl PersonSource for SnapshotSource<'_> {
         self.snapshot.names()
     }
 
-    fn for_each_person(
+    fn visit(
         &self,
         shard: usize,
         shards: usize,
+        values: bool,
         f: &mut dyn FnMut(PersonId, Events<'_>),
     ) {
         let shards = shards.max(1) as u64;
@@ -403,7 +440,10 @@ impl PersonSource for SnapshotSource<'_> {
         let mut mi = self.merged_from.partition_point(|&p| p < lo);
         let mut ei = self.extra.partition_point(|e| e.0 < lo);
         let mut slices: Vec<(usize, usize, usize)> = Vec::new();
-        let mut buf = Buffers::default();
+        let mut buf = Buffers {
+            with_values: values,
+            ..Buffers::default()
+        };
         let mut rows: Vec<Row> = Vec::new();
         while let Some(person) = cursors.iter().filter_map(|c| c.peek()).min() {
             if person >= hi {
@@ -449,7 +489,7 @@ impl PersonSource for SnapshotSource<'_> {
                     Events {
                         ts: &run.ts[s..e],
                         names: &run.names[s..e],
-                        values: &run.values[s..e],
+                        values: if values { &run.values[s..e] } else { &[] },
                     },
                 );
                 continue;
@@ -510,6 +550,8 @@ struct Buffers {
     ts: Vec<i64>,
     names: Vec<u32>,
     values: Vec<f64>,
+    /// Whether values are gathered (else `values` stays empty).
+    with_values: bool,
 }
 
 impl Buffers {
@@ -522,7 +564,9 @@ impl Buffers {
     fn extend(&mut self, rows: &[Row]) {
         self.ts.extend(rows.iter().map(|r| r.0));
         self.names.extend(rows.iter().map(|r| r.2));
-        self.values.extend(rows.iter().map(|r| r.3));
+        if self.with_values {
+            self.values.extend(rows.iter().map(|r| r.3));
+        }
     }
 
     fn events(&self) -> Events<'_> {

@@ -417,7 +417,7 @@ pub fn trends(source: &dyn PersonSource, q: &TrendsQuery) -> Result<TrendsResult
         // The last person (serial) counted in each cell, for unique counts.
         let mut stamps: Vec<Vec<u64>> = cells.iter().map(|c| vec![0; c.len()]).collect();
         let mut serial = 0u64;
-        src.for_each_person(shard, shards, &mut |_, ev| {
+        src.for_each_person_with_values(shard, shards, &mut |_, ev| {
             let ev = ev.within(grid.begin, grid.end);
             if ev.is_empty() {
                 return;
@@ -493,7 +493,7 @@ fn top_names(
     let names = source.names();
     let partials = run_sharded(source, threads, |src, shard, shards| {
         let mut counts = vec![0u64; names.len()];
-        src.for_each_person(shard, shards, &mut |_, ev| {
+        src.for_each_person_with_values(shard, shards, &mut |_, ev| {
             for &name in ev.within(grid.begin, grid.end).names {
                 counts[name as usize] += 1;
             }

@@ -84,7 +84,7 @@ proptest! {
         let naive = VecSource::new(rows.iter().map(|(p, t, _, n, _)| (*p, *t, n.as_str())));
         let mut seen = Vec::new();
         for shard in 0..threads {
-            source.for_each_person(shard, threads, &mut |person, ev| {
+            source.for_each_person_with_values(shard, threads, &mut |person, ev| {
                 let values: Vec<u64> = ev.values.iter().map(|v| v.to_bits()).collect();
                 seen.push((person.0, ev.ts.to_vec(), ev.names.to_vec(), values));
             });

@@ -301,6 +301,17 @@ impl Store {
         self.handle(project)?.compact_once(all)
     }
 
+    /// Rewrites every live part of a project written before the value column existed (the
+    /// maintenance thread does one a round). Returns parts rewritten.
+    pub fn upgrade_parts_now(&self, project: ProjectId) -> Result<usize> {
+        let p = self.handle(project)?;
+        let mut total = 0;
+        while p.upgrade_once()? > 0 {
+            total += 1;
+        }
+        Ok(total)
+    }
+
     /// The live manifest of a project.
     pub fn manifest(&self, project: ProjectId) -> Result<Manifest> {
         Ok(self.handle(project)?.manifest())

@@ -474,7 +474,7 @@ impl Part {
     }
 
     /// Whether the part has its `value` section (else [`Part::values`] computes it).
-    fn has_values(&self) -> bool {
+    pub fn has_values(&self) -> bool {
         self.ranges[OPTIONAL_SECTION] != (0, 0) || self.rows() == 0
     }
 

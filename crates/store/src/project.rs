@@ -399,6 +399,31 @@ impl Project {
         } else {
             self.compaction_candidates(&live.manifest)
         };
+        self.rewrite(&live, chosen, 1)
+    }
+
+    /// Rewrites one live part written before the value column existed, so that readers
+    /// stop computing the column from its bodies. Returns parts rewritten (0 or 1).
+    pub(crate) fn upgrade_once(&self) -> Result<usize> {
+        let _guard = self.maintenance.lock().expect("maintenance lock");
+        let live = self.live.read().expect("live lock").clone();
+        let Some(old) = live.parts.iter().find(|p| !p.has_values()) else {
+            return Ok(0);
+        };
+        let file = old.path().file_name().and_then(|f| f.to_str());
+        let chosen: Vec<PartEntry> = live
+            .manifest
+            .parts
+            .iter()
+            .filter(|e| Some(e.file_name().as_str()) == file)
+            .cloned()
+            .collect();
+        self.rewrite(&live, chosen, 0)
+    }
+
+    /// Merges `chosen` into one new part `level_up` levels above the highest of them and
+    /// publishes it in their place. Returns parts replaced.
+    fn rewrite(&self, live: &Live, chosen: Vec<PartEntry>, level_up: u32) -> Result<usize> {
         if chosen.is_empty() {
             return Ok(0);
         }
@@ -425,7 +450,7 @@ impl Project {
         sync_dir(&parts_dir(&self.dir))?;
         let part = Arc::new(Part::open(&path)?);
         let removed: Vec<u64> = chosen.iter().map(|e| e.id).collect();
-        let level = chosen.iter().map(|e| e.level).max().unwrap_or(0) + 1;
+        let level = chosen.iter().map(|e| e.level).max().unwrap_or(0) + level_up;
         manifest.parts.retain(|e| !removed.contains(&e.id));
         manifest.parts.push(PartEntry { id, stats, level });
         manifest.next_part_id += 1;
@@ -451,6 +476,10 @@ impl Project {
         let stopping = || stop.load(Ordering::SeqCst);
         while !stopping() && self.seal_once()? > 0 {}
         while !stopping() && self.compact_once(false)? > 0 {}
+        // Parts of the format before the value column, one per round.
+        if !stopping() {
+            self.upgrade_once()?;
+        }
         // Copy committed WAL pages into the database file here rather than in the writer.
         let conn = Connection::open(&self.db_path)?;
         conn.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |_| Ok(()))?;

@@ -607,3 +607,91 @@ fn a_version_1_project_is_migrated_on_open() {
     let store = open(dir.path());
     assert_eq!(events_by_person(&store, info.id).len(), 4);
 }
+
+/// Drops the `value` section from a part's footer, making it a part of the earlier format.
+fn strip_value_section(path: &std::path::Path) {
+    let bytes = std::fs::read(path).unwrap();
+    let n = bytes.len();
+    let footer_len = u64::from_le_bytes(bytes[n - 24..n - 16].try_into().unwrap()) as usize;
+    let footer_start = n - 24 - footer_len;
+    let mut footer: serde_json::Value =
+        serde_json::from_slice(&bytes[footer_start..n - 24]).unwrap();
+    footer["sections"]
+        .as_array_mut()
+        .unwrap()
+        .retain(|s| s["name"] != "value");
+    let footer = serde_json::to_vec(&footer).unwrap();
+    let mut out = bytes[..footer_start].to_vec();
+    out.extend_from_slice(&footer);
+    out.extend_from_slice(&(footer.len() as u64).to_le_bytes());
+    out.extend_from_slice(&crc32fast::hash(&footer).to_le_bytes());
+    out.extend_from_slice(&0u32.to_le_bytes());
+    out.extend_from_slice(b"LSPEND01");
+    std::fs::write(path, out).unwrap();
+}
+
+#[test]
+fn parts_of_the_format_before_values_are_read_and_upgraded() {
+    let dir = tempfile::tempdir().unwrap();
+    let want: Vec<u64>;
+    let project;
+    {
+        let store = open(dir.path());
+        let (p, _) = store.create_project("shop").unwrap();
+        project = p.id;
+        let messages: Vec<Message> = (0..120)
+            .map(|i| {
+                let mut m = msg(
+                    &format!("m{i}"),
+                    MessageKind::Track,
+                    Some(&format!("u{}", i % 7)),
+                    None,
+                    1_700_000_000_000 + i * 1000,
+                );
+                if i % 3 == 0 {
+                    m.properties
+                        .insert("revenue".into(), serde_json::json!(i as f64 / 4.0));
+                }
+                m
+            })
+            .collect();
+        append(&store, p.id, messages);
+        store.seal_now(p.id).unwrap();
+        let snapshot = store.snapshot(p.id).unwrap();
+        want = snapshot
+            .parts()
+            .iter()
+            .flat_map(|part| part.values().iter().map(|v| v.to_bits()))
+            .collect();
+        assert!(want.iter().any(|v| !f64::from_bits(*v).is_nan()));
+        store.shutdown();
+    }
+    let parts = dir
+        .path()
+        .join("projects")
+        .join(project.0.to_string())
+        .join("parts");
+    for entry in std::fs::read_dir(&parts).unwrap() {
+        strip_value_section(&entry.unwrap().path());
+    }
+    let store = open(dir.path());
+    let old = store.snapshot(project).unwrap();
+    assert!(old.parts().iter().all(|p| !p.has_values()));
+    let computed: Vec<u64> = old
+        .parts()
+        .iter()
+        .flat_map(|part| part.values().iter().map(|v| v.to_bits()))
+        .collect();
+    assert_eq!(computed, want, "values computed from the bodies");
+    assert!(store.upgrade_parts_now(project).unwrap() > 0);
+    assert_eq!(store.upgrade_parts_now(project).unwrap(), 0);
+    let new = store.snapshot(project).unwrap();
+    assert!(new.parts().iter().all(|p| p.has_values()));
+    let stored: Vec<u64> = new
+        .parts()
+        .iter()
+        .flat_map(|part| part.values().iter().map(|v| v.to_bits()))
+        .collect();
+    assert_eq!(stored, want);
+    assert_eq!(new.events(), 120);
+}
