@@ -303,7 +303,10 @@ pub fn rfm(source: &dyn PersonSource, q: &RfmQuery) -> Result<RfmResult> {
     let parts = run_sharded(source, q.threads, |src, shard, shards| {
         let mut buyers = Vec::new();
         let mut hits: Vec<u32> = Vec::new();
-        src.for_each_person_with_values(shard, shards, &mut |person, ev: Events<'_>| {
+        // Sums, counts and a maximum need no order: a person's slices may come one call
+        // each (consecutively), sparing the source from merging them.
+        let mut current: Option<Buyer> = None;
+        src.for_each_person_unordered(shard, shards, &mut |person, ev: Events<'_>| {
             // Two passes: the names alone pick the candidate purchases without a branch per
             // event (most events are none, and a mispredicted branch costs more than the
             // work); only those are read further. Reading every event's time and value too
@@ -324,27 +327,33 @@ pub fn rfm(source: &dyn PersonSource, q: &RfmQuery) -> Result<RfmResult> {
                     found += usize::from(wanted[name as usize]);
                 }
             }
-            let (mut last_ts, mut frequency, mut monetary) = (i64::MIN, 0u64, 0.0f64);
+            if current.is_some_and(|b| b.person != person.0) {
+                let done = current.take().expect("checked");
+                if done.frequency > 0 {
+                    buyers.push(done);
+                }
+            }
+            let b = current.get_or_insert(Buyer {
+                person: person.0,
+                last_ts: i64::MIN,
+                frequency: 0,
+                monetary: 0.0,
+            });
             for &i in &hits[..found] {
                 let (ts, v) = (ev.ts[i as usize], ev.values[i as usize]);
                 if ts < q.from_ms || ts >= q.to_ms {
                     continue;
                 }
-                last_ts = ts;
-                frequency += 1;
+                b.last_ts = b.last_ts.max(ts);
+                b.frequency += 1;
                 if !v.is_nan() {
-                    monetary += v;
+                    b.monetary += v;
                 }
             }
-            if frequency > 0 {
-                buyers.push(Buyer {
-                    person: person.0,
-                    last_ts,
-                    frequency,
-                    monetary,
-                });
-            }
         });
+        if let Some(done) = current.filter(|b| b.frequency > 0) {
+            buyers.push(done);
+        }
         buyers
     });
     let buyers: Vec<Buyer> = parts.into_iter().flatten().collect();

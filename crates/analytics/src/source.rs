@@ -93,6 +93,19 @@ pub trait PersonSource: Sync {
         self.visit(shard, shards, false, f);
     }
 
+    /// For kernels that do not depend on event order across a person's calls (sums, counts,
+    /// maxima): calls `f` one or more times per person, consecutively, each time with some
+    /// of the person's events (each call's in time order) and their values, so that a
+    /// source can skip merging a person's slices into one sequence.
+    fn for_each_person_unordered(
+        &self,
+        shard: usize,
+        shards: usize,
+        f: &mut dyn FnMut(PersonId, Events<'_>),
+    ) {
+        self.visit(shard, shards, true, f);
+    }
+
     /// [`PersonSource::visit`] with each event's value.
     fn for_each_person_with_values(
         &self,
@@ -425,6 +438,30 @@ impl PersonSource for SnapshotSource<'_> {
         values: bool,
         f: &mut dyn FnMut(PersonId, Events<'_>),
     ) {
+        self.walk(shard, shards, values, false, f);
+    }
+
+    fn for_each_person_unordered(
+        &self,
+        shard: usize,
+        shards: usize,
+        f: &mut dyn FnMut(PersonId, Events<'_>),
+    ) {
+        self.walk(shard, shards, true, true, f);
+    }
+}
+
+impl SnapshotSource<'_> {
+    /// The walk behind [`PersonSource::visit`]; `unordered` gives a person's slices one call
+    /// each instead of merging them (when no filter or merged person is involved).
+    fn walk(
+        &self,
+        shard: usize,
+        shards: usize,
+        values: bool,
+        unordered: bool,
+        f: &mut dyn FnMut(PersonId, Events<'_>),
+    ) {
         let shards = shards.max(1) as u64;
         let lo = self.person_end * shard as u64 / shards;
         let hi = self.person_end * (shard as u64 + 1) / shards;
@@ -481,17 +518,18 @@ impl PersonSource for SnapshotSource<'_> {
                 continue;
             }
             let masked = slices.iter().any(|&(r, s, e)| self.masked(r, s, e));
-            if slices.len() == 1 && extra.is_none() && !masked {
-                let (r, s, e) = slices[0];
-                let run = &self.runs[r];
-                f(
-                    PersonId(person),
-                    Events {
-                        ts: &run.ts[s..e],
-                        names: &run.names[s..e],
-                        values: if values { &run.values[s..e] } else { &[] },
-                    },
-                );
+            if (slices.len() == 1 || unordered) && extra.is_none() && !masked {
+                for &(r, s, e) in &slices {
+                    let run = &self.runs[r];
+                    f(
+                        PersonId(person),
+                        Events {
+                            ts: &run.ts[s..e],
+                            names: &run.names[s..e],
+                            values: if values { &run.values[s..e] } else { &[] },
+                        },
+                    );
+                }
                 continue;
             }
             buf.clear();

@@ -103,6 +103,43 @@ proptest! {
             }
         }
         prop_assert_eq!(&seen, &want);
+        // Unordered: the same events per person, a person's calls consecutive.
+        let mut unordered: Vec<PersonEvents> = Vec::new();
+        for shard in 0..threads {
+            source.for_each_person_unordered(shard, threads, &mut |person, ev| {
+                match unordered.last_mut() {
+                    Some(last) if last.0 == person.0 => {
+                        last.1.extend_from_slice(ev.ts);
+                        last.2.extend_from_slice(ev.names);
+                        last.3.extend(ev.values.iter().map(|v| v.to_bits()));
+                    }
+                    _ => unordered.push((person.0, ev.ts.to_vec(), ev.names.to_vec(), ev.values.iter().map(|v| v.to_bits()).collect())),
+                }
+            });
+        }
+        let as_sets = |v: &[PersonEvents]| -> Vec<(u64, Vec<(i64, u32, u64)>)> {
+            let mut out: Vec<(u64, Vec<(i64, u32, u64)>)> = v.iter().map(|(p, ts, names, values)| {
+                let mut e: Vec<(i64, u32, u64)> = (0..ts.len()).map(|i| (ts[i], names[i], values[i])).collect();
+                e.sort_unstable();
+                (*p, e)
+            }).collect();
+            out.sort();
+            out
+        };
+        prop_assert_eq!(unordered.len(), want.len(), "one run of calls per person");
+        prop_assert_eq!(as_sets(&unordered), as_sets(&want));
+        let rfm_q = lodestar_analytics::rfm::RfmQuery {
+            purchase_events: vec![],
+            from_ms: 1_700_000_000_000,
+            to_ms: 1_700_000_000_000 + 600 * 60_000,
+            scheme: lodestar_analytics::rfm::Scheme::Eight,
+            list: 1000,
+            threads,
+        };
+        let valued = VecSource::with_values(rows.iter().map(|(p, t, _, n, v)| (*p, *t, n.as_str(), f64::from_bits(*v))));
+        let a = lodestar_analytics::rfm::rfm(&source, &rfm_q).unwrap();
+        let b = lodestar_analytics::rfm::rfm(&valued, &rfm_q).unwrap();
+        prop_assert_eq!((a.persons, a.grid_persons, a.list), (b.persons, b.grid_persons, b.list));
         for order in [FunnelOrder::Ordered, FunnelOrder::Strict, FunnelOrder::Any] {
             let mut q = FunnelQuery::new(&NAMES, 120 * 60_000, 1_700_000_000_000, 1_700_000_000_000 + 600 * 60_000);
             q.order = order;
