@@ -97,6 +97,8 @@ fn main() -> anyhow::Result<()> {
         preset: Some("ecommerce".into()),
         rules: None,
         interval: Some("month".into()),
+        members: None,
+        members_limit: None,
         date_from: from,
         date_to: to,
         timezone: Some("Asia/Shanghai".into()),

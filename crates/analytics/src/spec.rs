@@ -12,7 +12,7 @@ use crate::funnel::{FunnelOrder, FunnelQuery};
 use crate::lifecycle::LifecycleQuery;
 use crate::period::{Calendar, Interval};
 use crate::retention::{RetentionKind, RetentionQuery};
-use crate::stages::{StageRules, StagesQuery};
+use crate::stages::{Stage, StageRules, StagesQuery};
 
 /// A date range and zone, shared by every analysis.
 pub(crate) struct RangeSpec<'a> {
@@ -251,6 +251,12 @@ pub struct StagesSpec {
     /// Distribution points: the end of each `day`, `week` (default) or `month`.
     #[serde(default)]
     pub interval: Option<String>,
+    /// List the persons in this stage at the end of `date_to`.
+    #[serde(default)]
+    pub members: Option<Stage>,
+    /// At most this many; default 1,000, at most 100,000.
+    #[serde(default)]
+    pub members_limit: Option<usize>,
     /// First date (`YYYY-MM-DD`); the flows start at its end.
     pub date_from: String,
     /// Last date, included; the flows end at its end.
@@ -274,12 +280,21 @@ impl StagesSpec {
             (Some(rules), None) => rules.clone(),
             (None, preset) => StageRules::preset(preset.as_deref().unwrap_or("ecommerce"))?,
         };
+        let members_limit = self.members_limit.unwrap_or(1_000);
+        if members_limit > 100_000 {
+            return Err(AnalyticsError::invalid(
+                "members_limit",
+                "at most 100000 persons can be listed",
+            ));
+        }
         Ok(StagesQuery {
             rules,
             interval: interval(self.interval.as_deref(), Interval::Week)?,
             calendar: self.range().calendar()?,
             from,
             to,
+            members: self.members,
+            members_limit,
             threads,
         })
     }

@@ -253,6 +253,10 @@ pub struct StagesQuery {
     pub from: Date,
     /// Last date.
     pub to: Date,
+    /// List the persons in this stage at the end of `to` (for a segment or an export).
+    pub members: Option<Stage>,
+    /// At most this many of them, lowest ids first.
+    pub members_limit: usize,
     /// Threads to use.
     pub threads: usize,
 }
@@ -286,6 +290,9 @@ pub struct StagesResult {
     pub points: Vec<StagePoint>,
     /// Flows from the end of `from` to the end of `to`.
     pub flows: Vec<StageFlow>,
+    /// The persons asked for by [`StagesQuery::members`], ascending.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub members: Option<Vec<u64>>,
 }
 
 /// A person's change of stage from the end of one day to the end of the next.
@@ -376,8 +383,9 @@ pub fn stages(source: &dyn PersonSource, q: &StagesQuery) -> Result<StagesResult
     let partials = run_sharded(source, q.threads, |src, shard, shards| {
         let mut counts = vec![[0u64; 6]; n_points];
         let mut flows = [[0u64; 6]; 7];
+        let mut members: Vec<u64> = Vec::new();
         let mut got: Vec<Option<Stage>> = vec![None; sorted.len()];
-        src.for_each_person(shard, shards, &mut |_, ev| {
+        src.for_each_person(shard, shards, &mut |person, ev| {
             resolved.stages(ev, &sorted, |k, s| got[order[k]] = s);
             for (i, s) in got[..n_points].iter().enumerate() {
                 if let Some(s) = s {
@@ -387,13 +395,18 @@ pub fn stages(source: &dyn PersonSource, q: &StagesQuery) -> Result<StagesResult
             if let Some(to) = got[n_points + 1] {
                 let from = got[n_points].map_or(6, Stage::index);
                 flows[from][to.index()] += 1;
+                if q.members == Some(to) {
+                    members.push(person.0);
+                }
             }
         });
-        (counts, flows)
+        (counts, flows, members)
     });
     let mut counts = vec![[0u64; 6]; n_points];
     let mut flows = [[0u64; 6]; 7];
-    for (c, f) in partials {
+    let mut members: Vec<u64> = Vec::new();
+    for (c, f, m) in partials {
+        members.extend(m);
         for (a, b) in counts.iter_mut().zip(c) {
             for s in 0..6 {
                 a[s] += b[s];
@@ -417,6 +430,8 @@ pub fn stages(source: &dyn PersonSource, q: &StagesQuery) -> Result<StagesResult
             }
         }
     }
+    members.sort_unstable();
+    members.truncate(q.members_limit);
     Ok(StagesResult {
         stages: Stage::ALL
             .iter()
@@ -431,5 +446,6 @@ pub fn stages(source: &dyn PersonSource, q: &StagesQuery) -> Result<StagesResult
             })
             .collect(),
         flows: flow_list,
+        members: q.members.map(|_| members),
     })
 }

@@ -402,7 +402,7 @@ proptest! {
         let from = jiff::civil::date(2026, 3, 1).checked_add(jiff::Span::new().days(from_d as i64)).unwrap();
         let to = from.checked_add(jiff::Span::new().days(len_d as i64)).unwrap();
         let src = VecSource::new(rows.iter().copied());
-        let q = StagesQuery { rules: rules.clone(), interval, calendar: cal.clone(), from, to, threads };
+        let q = StagesQuery { rules: rules.clone(), interval, calendar: cal.clone(), from, to, members: Some(Stage::Dormant), members_limit: usize::MAX, threads };
         let got = stages(&src, &q).unwrap();
         let end_of = |d: Date| cal.start_of(d.checked_add(jiff::Span::new().days(1)).unwrap()).unwrap();
         let persons = by_person(&rows);
@@ -426,6 +426,8 @@ proptest! {
         }
         let got_flows: BTreeMap<(Option<Stage>, Stage), u64> = got.flows.iter().map(|f| ((f.from, f.to), f.persons)).collect();
         prop_assert_eq!(got_flows, flows);
+        let dormant: Vec<u64> = persons.iter().filter(|(_, ev)| naive_stage(ev, end_of(to), &rules) == Some(Stage::Dormant)).map(|(p, _)| *p).collect();
+        prop_assert_eq!(got.members.as_ref(), Some(&dormant));
         // The day's changes: each person whose stage at the end of `to` differs from the day
         // before's.
         let changes = lodestar_analytics::stages::stage_changes(&src, &rules, &cal, to, threads).unwrap();

@@ -232,6 +232,8 @@ pub fn run(config: Config, report: Report) -> anyhow::Result<ExitCode> {
                 preset,
                 rules: None,
                 interval,
+                members: None,
+                members_limit: None,
                 date_from: from,
                 date_to: to,
                 timezone: tz,
