@@ -14,6 +14,9 @@ const NAMES: [&str; 3] = ["view", "cart", "buy"];
 /// A person's events as compared: (person, times, name ids, value bits).
 type PersonEvents = (u64, Vec<i64>, Vec<u32>, Vec<u64>);
 
+/// A person's events as a sorted set of (time, name id, value bits).
+type EventSet = (u64, Vec<(i64, u32, u64)>);
+
 fn msg(id: usize, user: Option<String>, anon: Option<String>, event: &str, ts: i64) -> Message {
     Message {
         message_id: format!("m{id}"),
@@ -117,8 +120,8 @@ proptest! {
                 }
             });
         }
-        let as_sets = |v: &[PersonEvents]| -> Vec<(u64, Vec<(i64, u32, u64)>)> {
-            let mut out: Vec<(u64, Vec<(i64, u32, u64)>)> = v.iter().map(|(p, ts, names, values)| {
+        let as_sets = |v: &[PersonEvents]| -> Vec<EventSet> {
+            let mut out: Vec<EventSet> = v.iter().map(|(p, ts, names, values)| {
                 let mut e: Vec<(i64, u32, u64)> = (0..ts.len()).map(|i| (ts[i], names[i], values[i])).collect();
                 e.sort_unstable();
                 (*p, e)
