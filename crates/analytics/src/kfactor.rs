@@ -24,9 +24,10 @@
 //!   active`, `conversion_rate = conversions / invitations` (above 1 when invitations of
 //!   earlier periods convert now), and
 //!
-//!   **K = invites_per_active × conversion_rate** (= conversions / active): the new users
-//!   brought per active user. Each ratio is absent where its denominator is 0, K where either
-//!   factor is.
+//!   **K = invites_per_inviter × conversion_rate** (= conversions / inviters): the classic
+//!   viral coefficient, new users brought per inviter; and **K per active person** =
+//!   `invites_per_active × conversion_rate` (= conversions / active), the growth it gives the
+//!   whole base. Each ratio is absent where its denominator is 0, K where either factor is.
 //! - **Viral cycle time**: for each attributed conversion at `c`, the time from the inviter's
 //!   latest invite event at or before `c` (same millisecond included; only invites in the
 //!   range, and only when the filters keep the inviter and that event) to `c`. A conversion
@@ -197,8 +198,11 @@ pub struct KFactorFigures {
     pub invites_per_active: Option<f64>,
     /// `conversions / invitations`.
     pub conversion_rate: Option<f64>,
-    /// `invites_per_active × conversion_rate`: new users per active user.
+    /// `invites_per_inviter × conversion_rate`: new users per inviter (the viral
+    /// coefficient).
     pub k_factor: Option<f64>,
+    /// `invites_per_active × conversion_rate`: new users per active person.
+    pub k_factor_per_active: Option<f64>,
     /// Time from invitation to attributed conversion.
     pub cycle_time: CycleTime,
 }
@@ -251,6 +255,7 @@ impl Counts {
     fn figures(self) -> KFactorFigures {
         let ratio = |a: u64, b: u64| (b > 0).then(|| a as f64 / b as f64);
         let invites_per_active = ratio(self.invitations, self.active);
+        let invites_per_inviter = ratio(self.invitations, self.inviters);
         let conversion_rate = ratio(self.conversions, self.invitations);
         KFactorFigures {
             active: self.active,
@@ -260,10 +265,11 @@ impl Counts {
             attributed: self.attributed,
             unattributed: self.conversions - self.attributed,
             converted_invitees: self.converted_invitees,
-            invites_per_inviter: ratio(self.invitations, self.inviters),
+            invites_per_inviter,
             invites_per_active,
             conversion_rate,
-            k_factor: invites_per_active.zip(conversion_rate).map(|(a, b)| a * b),
+            k_factor: invites_per_inviter.zip(conversion_rate).map(|(a, b)| a * b),
+            k_factor_per_active: invites_per_active.zip(conversion_rate).map(|(a, b)| a * b),
             cycle_time: CycleTime::of(self.cycle_times),
         }
     }

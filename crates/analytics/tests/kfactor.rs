@@ -268,7 +268,11 @@ impl Naive<'_> {
                 Some(a as f64 / b as f64)
             }
         };
-        let k = match (div(invitations, active), div(conversions, invitations)) {
+        let k = match (div(invitations, inviters), div(conversions, invitations)) {
+            (Some(i), Some(c)) => Some(i * c),
+            _ => None,
+        };
+        let k_active = match (div(invitations, active), div(conversions, invitations)) {
             (Some(a), Some(b)) => Some(a * b),
             _ => None,
         };
@@ -292,6 +296,7 @@ impl Naive<'_> {
             invites_per_active: div(invitations, active),
             conversion_rate: div(conversions, invitations),
             k_factor: k,
+            k_factor_per_active: k_active,
             cycle_time: CycleTime {
                 timed: times.len() as u64,
                 median_ms: at(0.5),
@@ -601,7 +606,8 @@ fn hand_example_has_known_k_and_cycle_time() {
     assert_eq!(f.invites_per_inviter, Some(1.5));
     assert_eq!(f.invites_per_active, Some(0.6));
     assert_eq!(f.conversion_rate, Some(1.0));
-    assert_eq!(f.k_factor, Some(0.6));
+    assert_eq!(f.k_factor, Some(1.5));
+    assert_eq!(f.k_factor_per_active, Some(0.6));
     // Ivy (0 ms) and Carol (2 h); Gus is not timed.
     assert_eq!(
         f.cycle_time,
@@ -627,7 +633,8 @@ fn hand_example_has_known_k_and_cycle_time() {
         (5, 1, 1, 2, 1, 1)
     );
     assert_eq!(f.conversion_rate, Some(2.0));
-    assert!((f.k_factor.unwrap() - 0.4).abs() < 1e-12);
+    assert!((f.k_factor.unwrap() - 2.0).abs() < 1e-12);
+    assert!((f.k_factor_per_active.unwrap() - 0.4).abs() < 1e-12);
     assert_eq!(f.cycle_time.median_ms, Some(5 * DAY));
 
     let t = &r.total;
@@ -643,8 +650,9 @@ fn hand_example_has_known_k_and_cycle_time() {
         (8, 2, 4, 5, 4, 5)
     );
     assert_eq!(t.unattributed, 1);
-    // K = (4 / 8) × (5 / 4): five new users for eight active ones.
-    assert!((t.k_factor.unwrap() - 0.625).abs() < 1e-12);
+    // K = (4 / 2) × (5 / 4): five new users for two inviters; per active person (4 / 8) × (5 / 4).
+    assert!((t.k_factor.unwrap() - 2.5).abs() < 1e-12);
+    assert!((t.k_factor_per_active.unwrap() - 0.625).abs() < 1e-12);
     assert_eq!(
         t.cycle_time,
         CycleTime {
