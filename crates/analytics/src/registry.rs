@@ -100,10 +100,22 @@ pub fn run(
         Some(f) => parse(kind, &f).map_err(|e| in_field(e, "filters"))?,
         None => Filters::default(),
     };
-    let breakdown: Option<Breakdown> = match breakdown {
+    let mut breakdown: Option<Breakdown> = match breakdown {
         Some(b) => Some(parse(kind, &b).map_err(|e| in_field(e, "breakdown"))?),
         None => None,
     };
+    // A funnel's first touch is its first step's event unless the query names another.
+    if let Some(b) = breakdown.as_mut()
+        && kind == "funnel"
+        && b.of.as_deref() != Some("person")
+        && b.event.is_none()
+    {
+        b.event = params
+            .get("steps")
+            .and_then(|s| s.get(0))
+            .and_then(Value::as_str)
+            .map(String::from);
+    }
     filters.check()?;
     let allowed = if filters.persons.is_empty() {
         None

@@ -184,7 +184,7 @@ proptest! {
         let settings = ProjectSettings { timezone: "UTC".into(), defaults: JsonMap::new() };
         let data = Data { snapshot: &snapshot, settings: &settings, profiles: &visit };
         let params = json!({"steps": ["view", "buy"], "window": "1d", "date_from": "2023-11-14", "date_to": "2023-11-15",
-                            "breakdown": {"property": "plan", "event": "view", "limit": 2}});
+                            "breakdown": {"property": "plan", "limit": 2}});
         let got = registry::run("funnel", params.to_string().as_bytes(), &data, threads).unwrap();
         let mut first_view: BTreeMap<u64, String> = BTreeMap::new();
         for r in &rows {
