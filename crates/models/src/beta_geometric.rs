@@ -17,7 +17,7 @@ use crate::ModelError;
 use crate::data::{Group, Rfm, RfmData};
 use crate::fit::{FitOptions, RawFit, check_horizon, fit_log_params};
 use crate::par::sum_rows;
-use crate::special::{ln_gamma, softplus_tail};
+use crate::special::{hyp2f1_scaled_many, ln_gamma, softplus_tail};
 
 /// What tells the models apart: the dropout opportunities x′ of a customer with x repeat
 /// purchases, given as the values the formulas need rather than as x′ itself, so that each model
@@ -31,10 +31,25 @@ pub(crate) trait Dropout {
     /// purchase" against "alive"; `None` when x′ = 0 (the customer cannot have dropped out).
     fn dead_odds_denominator(b: f64, x: u32) -> Option<f64>;
 
-    /// E[Y(t)] / P(alive) for parameters [r, α, a, b], given x, the ₂F₁ argument
-    /// z = t/(α + T + t) and `ln_ratio` = ln ((α + T)/(α + T + t))^(r+x):
-    /// (a + b + x′ − 1)/(a − 1) · [1 − e^ln_ratio ₂F₁(r+x, b+x′; a+b+x′−1; z)].
-    fn expected_purchases_if_alive(params: [f64; 4], x: f64, z: f64, ln_ratio: f64) -> f64;
+    /// For parameters [r, α, a, b] and x, the ₂F₁ parameters (r+x, b+x′, a+b+x′−1) and the
+    /// factor (a + b + x′ − 1)/(a − 1) of E[Y(t)] / P(alive) =
+    /// factor · [1 − e^ln_ratio ₂F₁(r+x, b+x′; a+b+x′−1; z)], with z = t/(α + T + t) and
+    /// `ln_ratio` = ln ((α + T)/(α + T + t))^(r+x).
+    fn expected_purchases_terms(params: [f64; 4], x: f64) -> ([f64; 3], f64);
+}
+
+/// factor · [1 − e^ln_ratio · ₂F₁] from the scaled series; the series may be negative when
+/// its c is (x = 0 and a + b < 1 in BG/NBD). NaN when the series did not converge.
+fn expected_if_alive(factor: f64, ln_ratio: f64, series: Option<(f64, f64)>) -> f64 {
+    let Some((scale, sum)) = series else {
+        return f64::NAN;
+    };
+    let bracket = if sum > 0.0 {
+        -(ln_ratio + scale + sum.ln()).exp_m1()
+    } else {
+        1.0 + (ln_ratio + scale + (-sum).ln()).exp()
+    };
+    factor * bracket
 }
 
 /// Implements the parameter type's methods that both models share, as thin wrappers over this
@@ -213,14 +228,39 @@ pub(crate) fn prob_purchase_within<D: Dropout>(params: [f64; 4], c: &Rfm, t: f64
 /// # Panics
 /// If `t` is negative or not finite.
 pub(crate) fn expected_purchases<D: Dropout>(params: [f64; 4], c: &Rfm, t: f64) -> f64 {
-    check_horizon(t);
-    if t == 0.0 {
-        return 0.0;
-    }
+    let mut out = [0.0];
+    expected_purchases_many::<D>(params, c, &[t], &mut out);
+    out[0]
+}
+
+/// [`expected_purchases`] at several horizons `ts` (each ≥ 0) for one customer, the ₂F₁
+/// series summed together ([`hyp2f1_scaled_many`]).
+pub(crate) fn expected_purchases_many<D: Dropout>(
+    params: [f64; 4],
+    c: &Rfm,
+    ts: &[f64],
+    out: &mut [f64],
+) {
     let [r, alpha, ..] = params;
     let x = f64::from(c.frequency());
     let big_t = c.age();
-    let z = t / (alpha + big_t + t);
-    let ln_ratio = (r + x) * ((alpha + big_t).ln() - (alpha + big_t + t).ln());
-    D::expected_purchases_if_alive(params, x, z, ln_ratio) * prob_alive::<D>(params, c)
+    let ([ha, hb, hc], factor) = D::expected_purchases_terms(params, x);
+    let zs: Vec<f64> = ts
+        .iter()
+        .map(|&t| {
+            check_horizon(t);
+            t / (alpha + big_t + t)
+        })
+        .collect();
+    let mut series = vec![None; ts.len()];
+    hyp2f1_scaled_many(ha, hb, hc, &zs, &mut series);
+    let alive = prob_alive::<D>(params, c);
+    for (i, &t) in ts.iter().enumerate() {
+        out[i] = if t == 0.0 {
+            0.0
+        } else {
+            let ln_ratio = (r + x) * ((alpha + big_t).ln() - (alpha + big_t + t).ln());
+            expected_if_alive(factor, ln_ratio, series[i]) * alive
+        };
+    }
 }

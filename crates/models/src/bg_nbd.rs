@@ -15,7 +15,6 @@ use crate::beta_geometric::{self as family, Dropout, impl_shared_methods};
 use crate::clv::PurchaseModel;
 use crate::data::Rfm;
 use crate::fit::FitReport;
-use crate::special::hyp2f1_scaled;
 
 /// BG/NBD parameters; α is in the time unit of the data it was fitted on.
 /// Predictions assume parameters that pass [`BgNbdParams::validate`].
@@ -56,17 +55,9 @@ impl Dropout for RepeatDropout {
         (x > 0).then(|| b + f64::from(x) - 1.0)
     }
 
-    fn expected_purchases_if_alive([r, _, a, b]: [f64; 4], x: f64, z: f64, ln_ratio: f64) -> f64 {
+    fn expected_purchases_terms([r, _, a, b]: [f64; 4], x: f64) -> ([f64; 3], f64) {
         // c = a + b + x − 1 is negative when x = 0 and a + b < 1: then ₂F₁ may be negative.
-        let Some((scale, sum)) = hyp2f1_scaled(r + x, b + x, a + b + x - 1.0, z) else {
-            return f64::NAN;
-        };
-        let bracket = if sum > 0.0 {
-            -(ln_ratio + scale + sum.ln()).exp_m1()
-        } else {
-            1.0 + (ln_ratio + scale + (-sum).ln()).exp()
-        };
-        (a + b + x - 1.0) / (a - 1.0) * bracket
+        ([r + x, b + x, a + b + x - 1.0], (a + b + x - 1.0) / (a - 1.0))
     }
 }
 
@@ -85,6 +76,10 @@ impl PurchaseModel for BgNbdParams {
     /// NaN only when a + b + x − 1 is exactly 0 or a negative integer (a pole of ₂F₁).
     fn expected_purchases(&self, c: &Rfm, t: f64) -> f64 {
         family::expected_purchases::<RepeatDropout>(self.array(), c, t)
+    }
+
+    fn expected_purchases_many(&self, c: &Rfm, ts: &[f64], out: &mut [f64]) {
+        family::expected_purchases_many::<RepeatDropout>(self.array(), c, ts, out);
     }
 }
 

@@ -29,6 +29,14 @@ pub trait PurchaseModel {
     /// # Panics
     /// If `t` is negative or not finite.
     fn expected_purchases(&self, c: &Rfm, t: f64) -> f64;
+
+    /// [`PurchaseModel::expected_purchases`] at each of `ts` into `out` (a model may share
+    /// work between the horizons).
+    fn expected_purchases_many(&self, c: &Rfm, ts: &[f64], out: &mut [f64]) {
+        for (o, &t) in out.iter_mut().zip(ts) {
+            *o = self.expected_purchases(c, t);
+        }
+    }
 }
 
 /// The discount rate of future cash flows.
@@ -117,11 +125,15 @@ pub fn discounted_purchases<M: PurchaseModel + ?Sized>(
     horizon: &ClvHorizon,
 ) -> f64 {
     let d = horizon.discount.per_step();
+    let ts: Vec<f64> = (1..=horizon.steps)
+        .map(|i| f64::from(i) * horizon.step_length)
+        .collect();
+    let mut cumulative = vec![0.0; ts.len()];
+    model.expected_purchases_many(c, &ts, &mut cumulative);
     let mut previous = 0.0;
     let mut factor = 1.0;
     let mut total = 0.0;
-    for i in 1..=horizon.steps {
-        let cumulative = model.expected_purchases(c, f64::from(i) * horizon.step_length);
+    for cumulative in cumulative {
         factor /= 1.0 + d;
         total += (cumulative - previous) * factor;
         previous = cumulative;

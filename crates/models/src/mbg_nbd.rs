@@ -14,7 +14,6 @@ use crate::beta_geometric::{self as family, Dropout, impl_shared_methods};
 use crate::clv::PurchaseModel;
 use crate::data::Rfm;
 use crate::fit::FitReport;
-use crate::special::ln_hyp2f1;
 
 /// MBG/NBD parameters; α is in the time unit of the data it was fitted on.
 /// Predictions assume parameters that pass [`MbgNbdParams::validate`].
@@ -54,10 +53,8 @@ impl Dropout for EveryPurchaseDropout {
         Some(b + f64::from(x))
     }
 
-    fn expected_purchases_if_alive([r, _, a, b]: [f64; 4], x: f64, z: f64, ln_ratio: f64) -> f64 {
-        let ln_f = ln_hyp2f1(r + x, b + x + 1.0, a + b + x, z);
-        let bracket = -(ln_ratio + ln_f).exp_m1();
-        (a + b + x) / (a - 1.0) * bracket
+    fn expected_purchases_terms([r, _, a, b]: [f64; 4], x: f64) -> ([f64; 3], f64) {
+        ([r + x, b + x + 1.0, a + b + x], (a + b + x) / (a - 1.0))
     }
 }
 
@@ -74,5 +71,9 @@ impl PurchaseModel for MbgNbdParams {
     /// · P(alive).
     fn expected_purchases(&self, c: &Rfm, t: f64) -> f64 {
         family::expected_purchases::<EveryPurchaseDropout>(self.array(), c, t)
+    }
+
+    fn expected_purchases_many(&self, c: &Rfm, ts: &[f64], out: &mut [f64]) {
+        family::expected_purchases_many::<EveryPurchaseDropout>(self.array(), c, ts, out);
     }
 }
