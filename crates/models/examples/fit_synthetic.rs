@@ -111,10 +111,7 @@ fn main() {
         fit.report.iterations,
         fit.report.evaluations
     );
-    println!(
-        "params bgnbd {} {} {} {}",
-        bg.r, bg.alpha, bg.a, bg.b
-    );
+    println!("params bgnbd {} {} {} {}", bg.r, bg.alpha, bg.a, bg.b);
     println!("params gg {} {} {}", gg.p, gg.q, gg.gamma);
 
     // Every customer scored, as a profile update would. Customers with the same history
@@ -128,10 +125,12 @@ fn main() {
     let of_customer: Vec<u32> = rows
         .iter()
         .map(|r| {
-            *index.entry((r.0, r.1.to_bits(), r.2.to_bits())).or_insert_with(|| {
-                histories.push(Rfm::new(r.0, r.1, r.2).expect("valid customer"));
-                histories.len() as u32 - 1
-            })
+            *index
+                .entry((r.0, r.1.to_bits(), r.2.to_bits()))
+                .or_insert_with(|| {
+                    histories.push(Rfm::new(r.0, r.1, r.2).expect("valid customer"));
+                    histories.len() as u32 - 1
+                })
         })
         .collect();
     let chunk = histories.len().div_ceil(threads).max(1);
@@ -167,10 +166,7 @@ fn main() {
         spend_sum += m;
         clv += m * discounted;
     }
-    println!(
-        "{} distinct histories among {n} customers",
-        histories.len()
-    );
+    println!("{} distinct histories among {n} customers", histories.len());
     println!(
         "scored {n} customers in {:.3} s (P(alive), 52-week purchases, spend, 12-month CLV)",
         start.elapsed().as_secs_f64()

@@ -57,7 +57,10 @@ impl Dropout for RepeatDropout {
 
     fn expected_purchases_terms([r, _, a, b]: [f64; 4], x: f64) -> ([f64; 3], f64) {
         // c = a + b + x − 1 is negative when x = 0 and a + b < 1: then ₂F₁ may be negative.
-        ([r + x, b + x, a + b + x - 1.0], (a + b + x - 1.0) / (a - 1.0))
+        (
+            [r + x, b + x, a + b + x - 1.0],
+            (a + b + x - 1.0) / (a - 1.0),
+        )
     }
 }
 
