@@ -31,6 +31,7 @@ pub const ANALYSES: &[&str] = &[
     "north_star",
     "nps",
     "kfactor",
+    "clv",
 ];
 
 /// Why a named analysis did not run.
@@ -215,8 +216,12 @@ pub fn check_settings(settings: &ProjectSettings) -> std::result::Result<(), Run
             }
             _ => {}
         }
+        // Analyses that read profiles or need data to fit: their queries are checked.
         let checked = if kind == "kfactor" {
             parse::<crate::kfactor::KFactorSpec>(kind, &params)
+                .and_then(|s| s.query(1).map(|_| Value::Null).map_err(RunError::from))
+        } else if kind == "clv" {
+            parse::<crate::clv::ClvSpec>(kind, &params)
                 .and_then(|s| s.query(1).map(|_| Value::Null).map_err(RunError::from))
         } else {
             run_on(kind, &params, &crate::VecSource::default(), 1)
@@ -325,6 +330,10 @@ pub fn run_on(
         "nps" => {
             let s: crate::nps::NpsSpec = parse(kind, params)?;
             json(crate::nps::nps(source, &s.query(threads)?))?
+        }
+        "clv" => {
+            let s: crate::clv::ClvSpec = parse(kind, params)?;
+            json(crate::clv::clv(source, &s.query(threads)?))?
         }
         "kfactor" => {
             return Err(AnalyticsError::invalid(

@@ -157,6 +157,75 @@ pub fn project_settings(
     Ok(ExitCode::SUCCESS)
 }
 
+/// `lodestar models fit --project P --params JSON|@FILE`
+pub fn fit_models(config: Config, project: &str, params: &str) -> anyhow::Result<ExitCode> {
+    let params = match params.strip_prefix('@') {
+        Some(path) => std::fs::read(path).with_context(|| format!("reading --params {path}"))?,
+        None => params.as_bytes().to_vec(),
+    };
+    let store = open_store(&config)?;
+    let info = store.project(project)?;
+    let threads = std::thread::available_parallelism().map_or(2, |n| n.get());
+    eprintln!("fitting / 正在拟合 …");
+    let (id, summary) =
+        lodestar_server::derived::fit_models(&store, &info, &params, clock().now(), threads)
+            .map_err(|e| {
+                anyhow::anyhow!(
+                    "{}{}",
+                    e.field.map(|f| format!("{f}: ")).unwrap_or_default(),
+                    e.message
+                )
+            })?;
+    eprintln!("model version {id} saved / 已保存模型版本 {id}");
+    println!("{}", serde_json::to_string_pretty(&summary)?);
+    Ok(ExitCode::SUCCESS)
+}
+
+/// `lodestar models report --project P [--id N]`
+pub fn model_report(config: Config, project: &str, id: Option<i64>) -> anyhow::Result<ExitCode> {
+    let store = open_store(&config)?;
+    let info = store.project(project)?;
+    let fits = store.model_fits(info.id)?;
+    match id {
+        Some(id) => {
+            let fit = fits
+                .iter()
+                .find(|f| f.id == id)
+                .with_context(|| format!("--id: no model version {id} / 无此模型版本"))?;
+            println!("{}", serde_json::to_string_pretty(fit)?);
+        }
+        None => {
+            println!(
+                "{:<6} {:<22} {:<10} {:<24} {:>10} {:>12}",
+                "id", "fitted", "model", "window", "buyers", "LL"
+            );
+            for f in &fits {
+                println!(
+                    "{:<6} {:<22} {:<10} {:<24} {:>10} {:>12.1}",
+                    f.id,
+                    f.created_at.to_string(),
+                    f.model,
+                    format!("{}..{}", f.window_from, f.window_to),
+                    f.summary["customers"],
+                    f.summary["purchase_model"]["report"]["log_likelihood"]
+                        .as_f64()
+                        .unwrap_or(f64::NAN)
+                );
+            }
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// `lodestar models score --project P --person ID`
+pub fn person_scores(config: Config, project: &str, person: u64) -> anyhow::Result<ExitCode> {
+    let store = open_store(&config)?;
+    let info = store.project(project)?;
+    let scores = store.person_scores(info.id, person)?;
+    println!("{}", serde_json::to_string_pretty(&scores)?);
+    Ok(ExitCode::SUCCESS)
+}
+
 /// `lodestar warnings --project NAME`
 pub fn warnings(config: Config, project: &str, limit: usize) -> anyhow::Result<ExitCode> {
     let store = open_store(&config)?;

@@ -91,10 +91,46 @@ enum Command {
     },
     /// Generate a realistic demo data set and serve it. 生成演示数据并启动服务
     Demo(demo::DemoArgs),
-    /// Analyses: funnel, retention, lifecycle (tables, or --json). 分析报告
+    /// Customer-value models: fit (a new version), report, a person's scores. 客户价值模型（CLV、存活概率）
+    Models {
+        #[command(subcommand)]
+        action: ModelsAction,
+    },
+    /// Analyses: funnel, retention, lifecycle, stages, RFM, … (tables, or --json). 分析报告
     Report {
         #[command(subcommand)]
         report: report::Report,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+enum ModelsAction {
+    /// Fit BG/NBD (or MBG/NBD, Pareto/NBD) and Gamma-Gamma on the project's purchases and score every buyer; kept as a new version. 拟合模型并为每位客户打分
+    Fit {
+        /// Project. 项目
+        #[arg(long)]
+        project: String,
+        /// The clv analysis's parameters as JSON, or @FILE (date_from, date_to, holdout_to, model, purchase_events, …). 参数
+        #[arg(long)]
+        params: String,
+    },
+    /// The fitted model versions, newest first (or one with --id), as JSON. 模型版本
+    Report {
+        /// Project. 项目
+        #[arg(long)]
+        project: String,
+        /// One version. 版本号
+        #[arg(long)]
+        id: Option<i64>,
+    },
+    /// A person's scores from every version, newest first. 客户评分
+    Score {
+        /// Project. 项目
+        #[arg(long)]
+        project: String,
+        /// Person id. 用户 ID
+        #[arg(long)]
+        person: u64,
     },
 }
 
@@ -198,6 +234,15 @@ fn main() -> std::process::ExitCode {
         Command::Warnings { project, limit } => commands::warnings(config, &project, limit),
         Command::Demo(args) => demo::run(config, args),
         Command::Report { report } => report::run(config, report),
+        Command::Models { action } => match action {
+            ModelsAction::Fit { project, params } => {
+                commands::fit_models(config, &project, &params)
+            }
+            ModelsAction::Report { project, id } => commands::model_report(config, &project, id),
+            ModelsAction::Score { project, person } => {
+                commands::person_scores(config, &project, person)
+            }
+        },
     };
     match result {
         Ok(code) => code,

@@ -86,3 +86,55 @@ pub fn emit_stage_changes(
     }
     Ok(out)
 }
+
+/// Fits the customer-value models on a project's purchases (the `clv` analysis's parameters,
+/// with the project's defaults), keeps the fit as a new version with its data window, and
+/// every buyer's scores. Returns the version and the fit's summary (without the buyers).
+pub fn fit_models(
+    store: &Store,
+    project: &ProjectInfo,
+    params: &[u8],
+    now: Timestamp,
+    threads: usize,
+) -> Result<(i64, serde_json::Value), ApiError> {
+    let bad_json = |e: serde_json::Error| {
+        ApiError::new(400, "invalid_json", format!("the model parameters: {e}"))
+    };
+    let mut params: serde_json::Value = serde_json::from_slice(params).map_err(bad_json)?;
+    let settings = store.project_settings(project.id)?;
+    lodestar_analytics::registry::apply_defaults("clv", &mut params, &settings);
+    let spec: lodestar_analytics::clv::ClvSpec =
+        serde_json::from_value(params).map_err(bad_json)?;
+    let mut query = spec.query(threads)?;
+    query.list = usize::MAX;
+    let snapshot = store.snapshot(project.id)?;
+    let source = SnapshotSource::new(&snapshot);
+    let result = lodestar_analytics::clv::clv(&source, &query)?;
+    let scores: Vec<lodestar_store::PersonScore> = result
+        .list
+        .iter()
+        .map(|s| lodestar_store::PersonScore {
+            fit: 0,
+            person: s.person,
+            p_alive: s.p_alive,
+            expected_purchases: s.expected_purchases,
+            expected_spend: s.expected_spend,
+            clv: s.clv,
+        })
+        .collect();
+    let mut summary = serde_json::to_value(&result).expect("results serialize");
+    if let Some(map) = summary.as_object_mut() {
+        map.remove("list");
+    }
+    let fit = lodestar_store::ModelFitRow {
+        id: 0,
+        created_at: now,
+        model: result.purchase_model.model.clone(),
+        window_from: spec.date_from.clone(),
+        window_to: spec.date_to.clone(),
+        spec: serde_json::to_value(&spec).expect("specs serialize"),
+        summary: summary.clone(),
+    };
+    let id = store.record_model_fit(project.id, &fit, &scores)?;
+    Ok((id, summary))
+}

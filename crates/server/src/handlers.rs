@@ -393,6 +393,57 @@ pub(crate) async fn run_stage_changes(
     Ok(Json(json!({"days": days})).into_response())
 }
 
+/// `POST /api/projects/{name}/models` with the `clv` analysis's parameters: fits the
+/// customer-value models, keeps the fit as a new version and every buyer's scores.
+pub(crate) async fn fit_models(
+    State(state): State<Arc<AppState>>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    Path(name): Path<String>,
+    headers: HeaderMap,
+    body: bytes::Bytes,
+) -> Result<Response, ApiError> {
+    check_admin(&state, &headers, peer)?;
+    let project = state.store.project(&name)?;
+    let state2 = Arc::clone(&state);
+    let (id, summary) = tokio::task::spawn_blocking(move || {
+        crate::derived::fit_models(
+            &state2.store,
+            &project,
+            &body,
+            state2.clock.now(),
+            state2.analysis_threads,
+        )
+    })
+    .await
+    .map_err(|e| ApiError::new(500, "internal", format!("model fit failed: {e}")))??;
+    Ok(Json(json!({"id": id, "fit": summary})).into_response())
+}
+
+/// `GET /api/projects/{name}/models`: the fitted models, newest first.
+pub(crate) async fn list_models(
+    State(state): State<Arc<AppState>>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    Path(name): Path<String>,
+    headers: HeaderMap,
+) -> Result<Response, ApiError> {
+    check_admin(&state, &headers, peer)?;
+    let project = state.store.project(&name)?;
+    Ok(Json(json!({"models": state.store.model_fits(project.id)?})).into_response())
+}
+
+/// `GET /api/projects/{name}/persons/{person}/scores`: a person's model scores, newest fit
+/// first.
+pub(crate) async fn person_scores(
+    State(state): State<Arc<AppState>>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    Path((name, person)): Path<(String, u64)>,
+    headers: HeaderMap,
+) -> Result<Response, ApiError> {
+    check_admin(&state, &headers, peer)?;
+    let project = state.store.project(&name)?;
+    Ok(Json(json!({"scores": state.store.person_scores(project.id, person)?})).into_response())
+}
+
 /// `GET /api/projects/{name}/settings`: the project's time zone and default parameters per
 /// analysis.
 pub(crate) async fn get_settings(

@@ -159,6 +159,14 @@ pub fn router(state: Arc<AppState>) -> Router {
             get(handlers::stage_changes).post(handlers::run_stage_changes),
         )
         .route(
+            "/api/projects/{name}/models",
+            get(handlers::list_models).post(handlers::fit_models),
+        )
+        .route(
+            "/api/projects/{name}/persons/{person}/scores",
+            get(handlers::person_scores),
+        )
+        .route(
             "/api/projects/{name}/settings",
             get(handlers::get_settings).put(handlers::put_settings),
         )

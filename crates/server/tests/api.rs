@@ -233,6 +233,13 @@ async fn errors_carry_status_code_and_field() {
 }
 
 /// Posts an analysis request for project `shop` from loopback.
+/// Creates project `shop` (admin from loopback) and returns its write key.
+async fn create_shop(app: &axum::Router) -> String {
+    let body = json!({"name": "shop"}).to_string();
+    let (_, created) = call(app, post("/api/admin/projects", None, body), "127.0.0.1:1").await;
+    created["write_key"].as_str().unwrap().to_string()
+}
+
 async fn analyse(app: &axum::Router, kind: &str, body: impl Into<Body>) -> (StatusCode, Value) {
     let path = format!("/api/projects/shop/analyses/{kind}");
     call(app, post(&path, None, body), "127.0.0.1:1").await
@@ -242,17 +249,7 @@ async fn analyse(app: &axum::Router, kind: &str, body: impl Into<Body>) -> (Stat
 async fn analyses_answer_json_and_name_bad_fields() {
     let dir = tempfile::tempdir().unwrap();
     let app = app(dir.path(), None);
-    let (_, created) = call(
-        &app,
-        post(
-            "/api/admin/projects",
-            None,
-            json!({"name": "shop"}).to_string(),
-        ),
-        "127.0.0.1:1",
-    )
-    .await;
-    let key = created["write_key"].as_str().unwrap().to_string();
+    let key = create_shop(&app).await;
     // u1 views then buys within a day; u2 only views (before the test clock's now, so the
     // times are kept as sent).
     let batch = json!({"batch": [
@@ -414,5 +411,111 @@ async fn analyses_answer_json_and_name_bad_fields() {
     assert_eq!(
         (status, e["code"].as_str()),
         (StatusCode::NOT_FOUND, Some("unknown_analysis"))
+    );
+}
+
+#[tokio::test]
+async fn models_are_fitted_versioned_and_scores_found_by_person() {
+    let dir = tempfile::tempdir().unwrap();
+    let app = app(dir.path(), None);
+    let key = create_shop(&app).await;
+    // The CDNOW sample's purchases, sent as the SDKs would.
+    let path = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../models/tests/fixtures/CDNOW_sample.txt"
+    );
+    let lines: Vec<String> = std::fs::read_to_string(path)
+        .unwrap()
+        .lines()
+        .filter(|l| !l.trim().is_empty())
+        .map(String::from)
+        .collect();
+    for (n, chunk) in lines.chunks(400).enumerate() {
+        let batch: Vec<Value> = chunk
+            .iter()
+            .enumerate()
+            .map(|(i, l)| {
+                let f: Vec<&str> = l.split_whitespace().collect();
+                let d = f[2];
+                json!({"type": "track", "event": "Order Completed", "userId": format!("c{}", f[1]),
+                       "messageId": format!("m{n}-{i}"),
+                       "timestamp": format!("{}-{}-{}T12:00:00Z", &d[..4], &d[4..6], &d[6..]),
+                       "properties": {"revenue": f[4].parse::<f64>().unwrap()}})
+            })
+            .collect();
+        let (status, r) = call(
+            &app,
+            post(
+                "/v1/batch",
+                Some(&basic(&key)),
+                json!({"batch": batch}).to_string(),
+            ),
+            "127.0.0.1:1",
+        )
+        .await;
+        assert_eq!(status, StatusCode::OK, "{r}");
+    }
+    let params =
+        json!({"date_from": "1997-01-01", "date_to": "1997-09-30", "holdout_to": "1998-06-30"});
+    let (status, fit) = call(
+        &app,
+        post("/api/projects/shop/models", None, params.to_string()),
+        "127.0.0.1:1",
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{fit}");
+    let r = fit["fit"]["purchase_model"]["params"]["r"]
+        .as_f64()
+        .unwrap();
+    assert!((r - 0.243).abs() < 5e-4, "{r}");
+    assert_eq!(fit["fit"]["customers"], 2357);
+    let first = fit["id"].as_i64().unwrap();
+    let (_, again) = call(
+        &app,
+        post("/api/projects/shop/models", None, params.to_string()),
+        "127.0.0.1:1",
+    )
+    .await;
+    assert!(
+        again["id"].as_i64().unwrap() > first,
+        "each fit is a new version"
+    );
+    let (_, models) = call(&app, get("/api/projects/shop/models"), "127.0.0.1:1").await;
+    let models = models["models"].as_array().unwrap();
+    assert_eq!(models.len(), 2);
+    assert_eq!(
+        (
+            models[1]["window_from"].as_str(),
+            models[1]["window_to"].as_str()
+        ),
+        (Some("1997-01-01"), Some("1997-09-30"))
+    );
+    // Some buyer's scores, from both versions, newest first.
+    let (_, scores) = call(
+        &app,
+        get("/api/projects/shop/persons/1/scores"),
+        "127.0.0.1:1",
+    )
+    .await;
+    let scores = scores["scores"].as_array().unwrap();
+    assert_eq!(scores.len(), 2, "{scores:?}");
+    assert!(scores[0]["fit"].as_i64() > scores[1]["fit"].as_i64());
+    let p = scores[0]["p_alive"].as_f64().unwrap();
+    assert!((0.0..=1.0).contains(&p));
+    // A window without purchases cannot support a fit; the error names the parameter.
+    let (status, e) = call(
+        &app,
+        post(
+            "/api/projects/shop/models",
+            None,
+            json!({"date_from": "2001-01-01", "date_to": "2001-02-01"}).to_string(),
+        ),
+        "127.0.0.1:1",
+    )
+    .await;
+    assert_eq!(
+        (status, e["field"].as_str()),
+        (StatusCode::BAD_REQUEST, Some("purchase_events")),
+        "{e}"
     );
 }

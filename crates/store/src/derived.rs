@@ -1,4 +1,5 @@
-//! Events the platform derives from the behaviour events — today the lifecycle stage changes —
+//! What the platform derives from the behaviour events — the lifecycle stage changes, fitted
+//! customer-value models (versioned, with their data window) and each buyer's scores —
 //! kept in their own stream, `projects/<id>/derived.db`, so that "any event" in an analysis
 //! still means something a person did. Automation reads the stream by id, in order.
 //!
@@ -25,7 +26,149 @@ CREATE TABLE IF NOT EXISTS stage_changes (
     UNIQUE (person, day)
 );
 CREATE TABLE IF NOT EXISTS derived_meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS model_fits (
+    id INTEGER PRIMARY KEY,
+    created_at INTEGER NOT NULL,
+    model TEXT NOT NULL,
+    window_from TEXT NOT NULL,
+    window_to TEXT NOT NULL,
+    spec TEXT NOT NULL,
+    summary TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS model_scores (
+    fit INTEGER NOT NULL,
+    person INTEGER NOT NULL,
+    p_alive REAL NOT NULL,
+    expected_purchases REAL NOT NULL,
+    expected_spend REAL,
+    clv REAL,
+    PRIMARY KEY (person, fit)
+) WITHOUT ROWID;
 "#;
+
+/// A fitted model as kept: a version (its id), its data window and what the fit found.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct ModelFitRow {
+    /// The version, ascending.
+    pub id: i64,
+    /// When it was fitted.
+    pub created_at: Timestamp,
+    /// `bg_nbd`, `pareto_nbd`, …
+    pub model: String,
+    /// First date of the calibration window.
+    pub window_from: String,
+    /// Last date of the calibration window.
+    pub window_to: String,
+    /// The parameters it was fitted with.
+    pub spec: serde_json::Value,
+    /// The fit: parameters, standard errors, report, validation.
+    pub summary: serde_json::Value,
+}
+
+/// One person's scores from one fit.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct PersonScore {
+    /// The fit (model version).
+    pub fit: i64,
+    /// Canonical person.
+    pub person: u64,
+    /// P(alive) at the end of the window.
+    pub p_alive: f64,
+    /// Expected purchases over the fit's horizon.
+    pub expected_purchases: f64,
+    /// Expected spend per purchase.
+    pub expected_spend: Option<f64>,
+    /// Customer lifetime value over the horizon.
+    pub clv: Option<f64>,
+}
+
+/// Keeps a fit and every buyer's scores in one transaction; returns the fit's id.
+pub(crate) fn record_model_fit(
+    dir: &Path,
+    fit: &ModelFitRow,
+    scores: &[PersonScore],
+) -> Result<i64> {
+    let mut conn = open(dir)?;
+    let tx = conn.transaction()?;
+    tx.execute(
+        "INSERT INTO model_fits (created_at, model, window_from, window_to, spec, summary)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+        params![
+            fit.created_at.millis(),
+            fit.model,
+            fit.window_from,
+            fit.window_to,
+            fit.spec.to_string(),
+            fit.summary.to_string()
+        ],
+    )?;
+    let id = tx.last_insert_rowid();
+    {
+        let mut insert = tx.prepare(
+            "INSERT INTO model_scores (fit, person, p_alive, expected_purchases, expected_spend, clv)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+        )?;
+        for s in scores {
+            insert.execute(params![
+                id,
+                s.person as i64,
+                s.p_alive,
+                s.expected_purchases,
+                s.expected_spend,
+                s.clv
+            ])?;
+        }
+    }
+    tx.commit()?;
+    Ok(id)
+}
+
+fn fit_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<ModelFitRow> {
+    let json = |i: usize| -> rusqlite::Result<serde_json::Value> {
+        let text: String = r.get(i)?;
+        Ok(serde_json::from_str(&text).unwrap_or(serde_json::Value::Null))
+    };
+    Ok(ModelFitRow {
+        id: r.get(0)?,
+        created_at: Timestamp(r.get(1)?),
+        model: r.get(2)?,
+        window_from: r.get(3)?,
+        window_to: r.get(4)?,
+        spec: json(5)?,
+        summary: json(6)?,
+    })
+}
+
+/// Every fit, newest first.
+pub(crate) fn model_fits(dir: &Path) -> Result<Vec<ModelFitRow>> {
+    let conn = open(dir)?;
+    let mut stmt = conn.prepare(
+        "SELECT id, created_at, model, window_from, window_to, spec, summary FROM model_fits
+         ORDER BY id DESC",
+    )?;
+    let rows = stmt.query_map([], fit_row)?;
+    Ok(rows.collect::<std::result::Result<_, _>>()?)
+}
+
+/// A person's scores from every fit, newest first.
+pub(crate) fn person_scores(dir: &Path, person: u64) -> Result<Vec<PersonScore>> {
+    let conn = open(dir)?;
+    let mut stmt = conn.prepare(
+        "SELECT fit, person, p_alive, expected_purchases, expected_spend, clv FROM model_scores
+         WHERE person = ?1 ORDER BY fit DESC",
+    )?;
+    let rows = stmt.query_map(params![person as i64], |r| {
+        Ok(PersonScore {
+            fit: r.get(0)?,
+            person: r.get::<_, i64>(1)? as u64,
+            p_alive: r.get(2)?,
+            expected_purchases: r.get(3)?,
+            expected_spend: r.get(4)?,
+            clv: r.get(5)?,
+        })
+    })?;
+    Ok(rows.collect::<std::result::Result<_, _>>()?)
+}
 
 /// One change of lifecycle stage, as the stream holds it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -117,6 +260,41 @@ pub(crate) fn stage_changes(dir: &Path, after: i64, limit: usize) -> Result<Vec<
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn fits_are_versioned_and_scores_found_by_person() {
+        let dir = tempfile::tempdir().unwrap();
+        let fit = |n: i64| ModelFitRow {
+            id: 0,
+            created_at: Timestamp(n),
+            model: "bg_nbd".into(),
+            window_from: "2026-01-01".into(),
+            window_to: format!("2026-0{n}-01"),
+            spec: serde_json::json!({"n": n}),
+            summary: serde_json::json!({"ll": -n}),
+        };
+        let score = |person: u64, p: f64| PersonScore {
+            fit: 0,
+            person,
+            p_alive: p,
+            expected_purchases: 2.0 * p,
+            expected_spend: None,
+            clv: Some(10.0 * p),
+        };
+        let a = record_model_fit(dir.path(), &fit(1), &[score(7, 0.5), score(8, 0.25)]).unwrap();
+        let b = record_model_fit(dir.path(), &fit(2), &[score(7, 0.75)]).unwrap();
+        assert!(b > a);
+        let fits = model_fits(dir.path()).unwrap();
+        assert_eq!(fits.iter().map(|f| f.id).collect::<Vec<_>>(), vec![b, a]);
+        assert_eq!(fits[1].spec, serde_json::json!({"n": 1}));
+        let s = person_scores(dir.path(), 7).unwrap();
+        assert_eq!(
+            s.iter().map(|s| (s.fit, s.p_alive)).collect::<Vec<_>>(),
+            vec![(b, 0.75), (a, 0.5)]
+        );
+        assert_eq!(person_scores(dir.path(), 8).unwrap()[0].clv, Some(2.5));
+        assert!(person_scores(dir.path(), 9).unwrap().is_empty());
+    }
 
     #[test]
     fn recording_a_day_twice_adds_nothing_and_the_stream_is_ordered() {

@@ -35,7 +35,7 @@ use lodestar_core::{Clock, Message, PersonId, ProjectId, Timestamp};
 
 pub use catalog::{ProjectInfo, ProjectSettings, check_project_name};
 pub use config::StoreConfig;
-pub use derived::StageChangeRow;
+pub use derived::{ModelFitRow, PersonScore, StageChangeRow};
 pub use error::{Result, StoreError};
 pub use manifest::{Manifest, PartEntry};
 pub use metrics::{Histogram, LATENCY_BUCKETS, StoreMetrics};
@@ -191,6 +191,26 @@ impl Store {
         limit: usize,
     ) -> Result<Vec<StageChangeRow>> {
         derived::stage_changes(&self.project_dir(project), after, limit)
+    }
+
+    /// Keeps a fitted model and every buyer's scores; returns its version (id).
+    pub fn record_model_fit(
+        &self,
+        project: ProjectId,
+        fit: &ModelFitRow,
+        scores: &[PersonScore],
+    ) -> Result<i64> {
+        derived::record_model_fit(&self.project_dir(project), fit, scores)
+    }
+
+    /// A project's fitted models, newest first.
+    pub fn model_fits(&self, project: ProjectId) -> Result<Vec<ModelFitRow>> {
+        derived::model_fits(&self.project_dir(project))
+    }
+
+    /// A person's scores from every fit, newest first.
+    pub fn person_scores(&self, project: ProjectId, person: u64) -> Result<Vec<PersonScore>> {
+        derived::person_scores(&self.project_dir(project), person)
     }
 
     /// A project's settings.
