@@ -9,6 +9,7 @@
 //! This crate knows nothing of HTTP or of any wire format, and never reads the clock: dates
 //! and the time zone come with each query.
 
+pub mod bgbb;
 pub mod clv;
 mod error;
 pub mod filter;

@@ -22,6 +22,9 @@ pub enum Interval {
     Week,
     /// A calendar month.
     Month,
+    /// A calendar year (for discrete opportunities such as yearly donations; the general
+    /// analyses parse day, week and month only).
+    Year,
 }
 
 impl Interval {
@@ -95,6 +98,7 @@ impl Calendar {
                     .unwrap_or(date)
             }
             Interval::Month => date.first_of_month(),
+            Interval::Year => date.first_of_year(),
         }
     }
 
@@ -104,6 +108,7 @@ impl Calendar {
             Interval::Day => jiff::Span::new().days(1),
             Interval::Week => jiff::Span::new().weeks(1),
             Interval::Month => jiff::Span::new().months(1),
+            Interval::Year => jiff::Span::new().years(1),
         };
         start
             .checked_add(span)

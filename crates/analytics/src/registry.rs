@@ -32,6 +32,7 @@ pub const ANALYSES: &[&str] = &[
     "nps",
     "kfactor",
     "clv",
+    "bgbb",
 ];
 
 /// Why a named analysis did not run.
@@ -223,6 +224,9 @@ pub fn check_settings(settings: &ProjectSettings) -> std::result::Result<(), Run
         } else if kind == "clv" {
             parse::<crate::clv::ClvSpec>(kind, &params)
                 .and_then(|s| s.query(1).map(|_| Value::Null).map_err(RunError::from))
+        } else if kind == "bgbb" {
+            parse::<crate::bgbb::BgBbSpec>(kind, &params)
+                .and_then(|s| s.query(1).map(|_| Value::Null).map_err(RunError::from))
         } else {
             run_on(kind, &params, &crate::VecSource::default(), 1)
         };
@@ -330,6 +334,10 @@ pub fn run_on(
         "nps" => {
             let s: crate::nps::NpsSpec = parse(kind, params)?;
             json(crate::nps::nps(source, &s.query(threads)?))?
+        }
+        "bgbb" => {
+            let s: crate::bgbb::BgBbSpec = parse(kind, params)?;
+            json(crate::bgbb::bgbb(source, &s.query(threads)?))?
         }
         "clv" => {
             let s: crate::clv::ClvSpec = parse(kind, params)?;
