@@ -31,7 +31,7 @@ use serde_json::Value;
 
 use crate::error::{AnalyticsError, Result};
 use crate::period::Calendar;
-use crate::source::{PersonSource, run_sharded};
+use crate::source::{PersonSource, SnapshotSource, run_sharded};
 use crate::spec::{RangeSpec, with_range};
 
 /// The purchase model.
@@ -51,6 +51,8 @@ pub enum ModelKind {
 pub struct ClvQuery {
     /// Events that are purchases.
     pub purchase_events: Vec<String>,
+    /// The property holding a purchase's amount; the event value when none.
+    pub amount_property: Option<String>,
     /// The purchase model.
     pub model: ModelKind,
     /// Unit of recency, age and horizons.
@@ -101,6 +103,8 @@ pub struct BuyerScore {
     pub p_alive: f64,
     /// Expected purchases over the horizon.
     pub expected_purchases: f64,
+    /// Probability of at least one purchase over the horizon (BG/NBD and MBG/NBD).
+    pub p_purchase: Option<f64>,
     /// Expected spend per purchase (none without a spend model).
     pub expected_spend: Option<f64>,
     /// Discounted expected value over the horizon (none without a spend model).
@@ -194,8 +198,35 @@ fn model_error(e: ModelError) -> AnalyticsError {
 
 /// A fitted purchase model, usable for scoring.
 struct Fitted {
-    model: Box<dyn PurchaseModel + Sync>,
+    model: Params,
     described: FittedModel,
+}
+
+/// The estimates of whichever model was fitted.
+#[derive(Clone, Copy)]
+enum Params {
+    Bg(BgNbdParams),
+    Modified(MbgNbdParams),
+    Pareto(ParetoNbdParams),
+}
+
+impl Params {
+    fn model(&self) -> &(dyn PurchaseModel + Sync) {
+        match self {
+            Params::Bg(p) => p,
+            Params::Modified(p) => p,
+            Params::Pareto(p) => p,
+        }
+    }
+
+    /// P(at least one purchase within `t`), where the model gives it in closed form.
+    fn prob_purchase_within(&self, c: &Rfm, t: f64) -> Option<f64> {
+        match self {
+            Params::Bg(p) => Some(p.prob_purchase_within(c, t)),
+            Params::Modified(p) => Some(p.prob_purchase_within(c, t)),
+            Params::Pareto(_) => None,
+        }
+    }
 }
 
 fn described<P: Serialize>(
@@ -219,48 +250,130 @@ fn fit_purchase(kind: ModelKind, data: &RfmData, options: &FitOptions) -> Result
             let f = BgNbdParams::fit(data, options).map_err(model_error)?;
             Fitted {
                 described: described("bg_nbd", &f.params, f.std_errors.as_ref(), &f.report),
-                model: Box::new(f.params),
+                model: Params::Bg(f.params),
             }
         }
         ModelKind::MbgNbd => {
             let f = MbgNbdParams::fit(data, options).map_err(model_error)?;
             Fitted {
                 described: described("mbg_nbd", &f.params, f.std_errors.as_ref(), &f.report),
-                model: Box::new(f.params),
+                model: Params::Modified(f.params),
             }
         }
         ModelKind::ParetoNbd => {
             let f = ParetoNbdParams::fit(data, options).map_err(model_error)?;
             Fitted {
                 described: described("pareto_nbd", &f.params, f.std_errors.as_ref(), &f.report),
-                model: Box::new(f.params),
+                model: Params::Pareto(f.params),
             }
         }
     })
 }
 
-/// Runs the CLV analysis.
+/// Runs the CLV analysis, amounts from the event value.
 pub fn clv(source: &dyn PersonSource, q: &ClvQuery) -> Result<ClvResult> {
+    if q.amount_property.is_some() {
+        return Err(AnalyticsError::invalid(
+            "amount_property",
+            "reading a named property needs the store's events (run clv through the registry)",
+        ));
+    }
+    let transactions = transactions_from_values(source, q)?;
+    fit_and_score(&transactions, q)
+}
+
+/// Runs the CLV analysis on a store's events: amounts from `amount_property` when the query
+/// names one (read from the event bodies), else from the event value.
+pub fn clv_snapshot(source: &SnapshotSource<'_>, q: &ClvQuery) -> Result<ClvResult> {
+    let Some(name) = &q.amount_property else {
+        return clv(source, q);
+    };
+    check_events(q)?;
+    let (from_ms, to_ms) = bounds(q)?;
+    let snapshot = source.snapshot();
+    let runs = snapshot.runs();
+    let wanted: Vec<bool> = snapshot
+        .names()
+        .iter()
+        .map(|n| q.purchase_events.contains(n))
+        .collect();
+    let want = |r: usize, i: usize| {
+        let run = &runs[r];
+        wanted[run.names[i] as usize]
+            && (from_ms..to_ms).contains(&run.ts[i])
+            && !source.dropped(r, i)
+    };
+    let found = crate::filter::scan_bodies(snapshot, want, q.threads, |_, _, props| {
+        Some(
+            crate::filter::property(props, name)
+                .and_then(crate::filter::number)
+                .filter(|v| v.is_finite())
+                .unwrap_or(0.0),
+        )
+    })?;
+    let mut transactions = Vec::new();
+    for (r, rows) in found.into_iter().enumerate() {
+        let run = &runs[r];
+        for (i, amount) in rows {
+            let person = snapshot.canonical(run.stored_person(i));
+            if source.kept(person) {
+                transactions.push(Transaction::on_day(
+                    person,
+                    day_index(q, run.ts[i])?,
+                    amount,
+                ));
+            }
+        }
+    }
+    fit_and_score(&transactions, q)
+}
+
+fn check_events(q: &ClvQuery) -> Result<()> {
     if q.purchase_events.is_empty() {
         return Err(AnalyticsError::invalid(
             "purchase_events",
             "name at least one",
         ));
     }
-    let cal = &q.calendar;
-    let one = jiff::Span::new().days(1);
-    let day_after = |d: Date| {
-        d.checked_add(one)
-            .map_err(|e| AnalyticsError::invalid("date_to", e.to_string()))
-    };
+    Ok(())
+}
+
+/// `[start of date_from, start of the day after holdout_to or date_to)` in ms.
+fn bounds(q: &ClvQuery) -> Result<(i64, i64)> {
     let last = q.holdout_to.unwrap_or(q.to);
-    let (from_ms, to_ms) = (cal.start_of(q.from)?, cal.start_of(day_after(last)?)?);
+    let after = last
+        .checked_add(jiff::Span::new().days(1))
+        .map_err(|e| AnalyticsError::invalid("date_to", e.to_string()))?;
+    Ok((q.calendar.start_of(q.from)?, q.calendar.start_of(after)?))
+}
+
+/// Days from `from` to `d`.
+fn days_since_from(q: &ClvQuery, d: Date, field: &str) -> Result<i64> {
+    Ok(i64::from(
+        q.from
+            .until(d)
+            .map_err(|e| AnalyticsError::invalid(field, e.to_string()))?
+            .get_days(),
+    ))
+}
+
+/// Days since `from` of the calendar date of `ts`.
+fn day_index(q: &ClvQuery, ts: i64) -> Result<i64> {
+    days_since_from(q, q.calendar.date_of(ts)?, "date_from")
+}
+
+/// The purchases in the range, the event value as amount (0 without one).
+fn transactions_from_values(
+    source: &dyn PersonSource,
+    q: &ClvQuery,
+) -> Result<Vec<Transaction<u64>>> {
+    check_events(q)?;
+    let (from_ms, to_ms) = bounds(q)?;
     let wanted: Vec<bool> = source
         .names()
         .iter()
         .map(|n| q.purchase_events.contains(n))
         .collect();
-    // (person, day since `from`, amount) of every purchase in the range.
     let parts = run_sharded(source, q.threads, |src, shard, shards| {
         let mut out: Vec<Transaction<u64>> = Vec::new();
         let mut failed = None;
@@ -270,16 +383,12 @@ pub fn clv(source: &dyn PersonSource, q: &ClvQuery) -> Result<ClvResult> {
                 if !wanted[ev.names[i] as usize] || ts < from_ms || ts >= to_ms {
                     continue;
                 }
-                match cal.date_of(ts).and_then(|d| {
-                    q.from
-                        .until(d)
-                        .map_err(|e| AnalyticsError::invalid("date_from", e.to_string()))
-                }) {
-                    Ok(span) => {
+                match day_index(q, ts) {
+                    Ok(day) => {
                         let v = ev.values[i];
                         out.push(Transaction::on_day(
                             person.0,
-                            i64::from(span.get_days()),
+                            day,
                             if v.is_nan() { 0.0 } else { v },
                         ));
                     }
@@ -298,23 +407,18 @@ pub fn clv(source: &dyn PersonSource, q: &ClvQuery) -> Result<ClvResult> {
         }
         transactions.extend(t);
     }
-    let cal_end_day = f64::from(
-        q.from
-            .until(q.to)
-            .map_err(|e| AnalyticsError::invalid("date_to", e.to_string()))?
-            .get_days(),
-    );
+    Ok(transactions)
+}
+
+/// Fits the models on the purchases and scores the buyers.
+fn fit_and_score(transactions: &[Transaction<u64>], q: &ClvQuery) -> Result<ClvResult> {
+    let cal_end_day = days_since_from(q, q.to, "date_to")? as f64;
     let holdout_end_day = match q.holdout_to {
-        Some(h) => Some(f64::from(
-            q.from
-                .until(h)
-                .map_err(|e| AnalyticsError::invalid("holdout_to", e.to_string()))?
-                .get_days(),
-        )),
+        Some(h) => Some(days_since_from(q, h, "holdout_to")? as f64),
         None => None,
     };
     let summaries = summarize(
-        &transactions,
+        transactions,
         &SummaryOptions {
             calibration_end_day: cal_end_day,
             holdout_end_day,
@@ -351,7 +455,7 @@ pub fn clv(source: &dyn PersonSource, q: &ClvQuery) -> Result<ClvResult> {
         q.threads,
     );
     let validation = holdout_end_day
-        .map(|h| validate(&summaries, &transactions, &fitted, cal_end_day, h, q.unit));
+        .map(|h| validate(&summaries, transactions, &fitted, cal_end_day, h, q.unit));
     let n = scores.len();
     let mut histogram = vec![0u64; 10];
     for s in &scores {
@@ -411,8 +515,9 @@ fn score(
         })
         .collect();
     let chunk = histories.len().div_ceil(threads.max(1)).max(1);
-    let model = &*fitted.model;
-    let per_history: Vec<[f64; 3]> = std::thread::scope(|scope| {
+    let params = fitted.model;
+    let model = params.model();
+    let per_history: Vec<[f64; 4]> = std::thread::scope(|scope| {
         let handles: Vec<_> = histories
             .chunks(chunk)
             .map(|part| {
@@ -423,6 +528,9 @@ fn score(
                                 model.prob_alive(c),
                                 model.expected_purchases(c, horizon_t),
                                 discounted_purchases(model, c, horizon),
+                                params
+                                    .prob_purchase_within(c, horizon_t)
+                                    .unwrap_or(f64::NAN),
                             ]
                         })
                         .collect::<Vec<_>>()
@@ -438,7 +546,7 @@ fn score(
         .iter()
         .zip(&of)
         .map(|(s, &h)| {
-            let [p_alive, expected, discounted] = per_history[h];
+            let [p_alive, expected, discounted, p_purchase] = per_history[h];
             let m = spend.and_then(|f| f.params.expected_spend(s.frequency, s.mean_repeat_spend));
             BuyerScore {
                 person: s.customer,
@@ -447,6 +555,7 @@ fn score(
                 age: s.age,
                 p_alive,
                 expected_purchases: expected,
+                p_purchase: (!p_purchase.is_nan()).then_some(p_purchase),
                 expected_spend: m,
                 clv: m.map(|m| m * discounted),
             }
@@ -464,7 +573,7 @@ fn validate(
     holdout_end: f64,
     unit: TimeUnit,
 ) -> Validation {
-    let model = &*fitted.model;
+    let model = fitted.model.model();
     let length = (holdout_end - cal_end) / unit.days();
     let weeks = ((holdout_end - cal_end) / 7.0).ceil().max(1.0) as u32;
     let mut buckets = [(0u64, 0u64, 0.0f64); 8];
@@ -551,6 +660,10 @@ pub struct ClvSpec {
     /// Purchase events; default `["Order Completed"]`.
     #[serde(default)]
     pub purchase_events: Option<Vec<String>>,
+    /// The property holding a purchase's amount (dots reach into objects); default the event
+    /// value (`revenue`, `value`, `total`, `amount`, …).
+    #[serde(default)]
+    pub amount_property: Option<String>,
     /// `bg_nbd` (default), `mbg_nbd` or `pareto_nbd`.
     #[serde(default)]
     pub model: Option<ModelKind>,
@@ -631,7 +744,16 @@ impl ClvSpec {
         if list > 100_000 {
             return Err(AnalyticsError::invalid("list", "at most 100000"));
         }
+        if let Some(p) = &self.amount_property
+            && (p.is_empty() || p.split('.').any(str::is_empty))
+        {
+            return Err(AnalyticsError::invalid(
+                "amount_property",
+                format!("{p:?} is not a property name"),
+            ));
+        }
         Ok(ClvQuery {
+            amount_property: self.amount_property.clone(),
             purchase_events,
             model: self.model.unwrap_or(ModelKind::BgNbd),
             unit: self.unit.unwrap_or(TimeUnit::Weeks),

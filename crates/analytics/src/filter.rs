@@ -149,13 +149,7 @@ impl Condition {
 
     /// Whether `props` satisfies the condition.
     pub fn holds(&self, props: &JsonMap) -> bool {
-        let mut parts = self.property.split('.');
-        let first = parts.next().unwrap_or_default();
-        let mut at = props.get(first);
-        for key in parts {
-            at = at.and_then(|v| v.get(key));
-        }
-        let found = at.filter(|v| !v.is_null());
+        let found = property(props, &self.property).filter(|v| !v.is_null());
         let target = self.value.as_ref().unwrap_or(&Value::Null);
         let Some(v) = found else {
             return matches!(
@@ -187,8 +181,18 @@ impl Condition {
     }
 }
 
+/// The property a dotted name reaches (`address.city`).
+pub(crate) fn property<'a>(props: &'a JsonMap, name: &str) -> Option<&'a Value> {
+    let mut parts = name.split('.');
+    let mut at = props.get(parts.next().unwrap_or_default());
+    for key in parts {
+        at = at.and_then(|v| v.get(key));
+    }
+    at
+}
+
 /// A number, or a string that reads as one.
-fn number(v: &Value) -> Option<f64> {
+pub(crate) fn number(v: &Value) -> Option<f64> {
     match v {
         Value::Number(n) => n.as_f64(),
         Value::String(s) => s.trim().parse().ok(),
@@ -390,13 +394,8 @@ pub struct Breakdown {
 }
 
 /// The breakdown value of a property: its text, a number's shortest form, `$none` when absent.
-pub(crate) fn value_label(props: &JsonMap, property: &str) -> String {
-    let mut parts = property.split('.');
-    let mut at = props.get(parts.next().unwrap_or_default());
-    for key in parts {
-        at = at.and_then(|v| v.get(key));
-    }
-    match at {
+pub(crate) fn value_label(props: &JsonMap, name: &str) -> String {
+    match property(props, name) {
         None | Some(Value::Null) => NONE.to_string(),
         Some(Value::String(s)) => s.clone(),
         Some(other) => other.to_string(),
@@ -471,13 +470,7 @@ pub(crate) fn groups(
             for (r, rows) in found.into_iter().enumerate() {
                 let run = &runs[r];
                 for (i, label) in rows {
-                    let stored = match run.person_offsets {
-                        lodestar_store::RunOffsets::Ranges(offsets) => {
-                            run.person_ids[offsets.partition_point(|&o| o as usize <= i) - 1]
-                        }
-                        lodestar_store::RunOffsets::PerRow => run.person_ids[i],
-                    };
-                    let person = snapshot.canonical(stored);
+                    let person = snapshot.canonical(run.stored_person(i));
                     if source.kept(person) {
                         firsts.push((person, run.ts[i], run.seqs[i], label));
                     }

@@ -47,7 +47,6 @@
 use std::collections::{HashMap, HashSet};
 
 use jiff::civil::Date;
-use lodestar_store::{Run, RunOffsets};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
@@ -297,16 +296,6 @@ struct Partial {
     invite_times: Vec<(u64, Vec<i64>)>,
 }
 
-/// The person stored for row `i` of `run` (resolve it with `Snapshot::canonical`).
-fn stored_person(run: &Run<'_>, i: usize) -> u64 {
-    match run.person_offsets {
-        RunOffsets::Ranges(offsets) => {
-            run.person_ids[offsets.partition_point(|&o| o as usize <= i) - 1]
-        }
-        RunOffsets::PerRow => run.person_ids[i],
-    }
-}
-
 /// The referrer a property holds: a non-empty text, or a number as its shortest text.
 fn referrer_of(props: &lodestar_core::JsonMap, property: &str) -> Option<String> {
     let mut parts = property.split('.');
@@ -343,7 +332,7 @@ pub fn kfactor(
             run.names[i] == conv && (from_ms..to_ms).contains(&run.ts[i]) && !source.dropped(r, i)
         };
         let found = crate::filter::scan_bodies(snapshot, want, q.threads, |r, i, props| {
-            let person = snapshot.canonical(stored_person(&runs[r], i));
+            let person = snapshot.canonical(runs[r].stored_person(i));
             if !source.kept(person) {
                 return None;
             }

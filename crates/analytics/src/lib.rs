@@ -10,6 +10,7 @@
 //! and the time zone come with each query.
 
 pub mod bgbb;
+pub mod churn;
 pub mod clv;
 mod error;
 pub mod filter;

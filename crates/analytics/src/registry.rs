@@ -33,6 +33,7 @@ pub const ANALYSES: &[&str] = &[
     "kfactor",
     "clv",
     "bgbb",
+    "churn",
 ];
 
 /// Why a named analysis did not run.
@@ -224,6 +225,9 @@ pub fn check_settings(settings: &ProjectSettings) -> std::result::Result<(), Run
         } else if kind == "clv" {
             parse::<crate::clv::ClvSpec>(kind, &params)
                 .and_then(|s| s.query(1).map(|_| Value::Null).map_err(RunError::from))
+        } else if kind == "churn" {
+            parse::<crate::churn::ChurnSpec>(kind, &params)
+                .and_then(|s| s.query(1).map(|_| Value::Null).map_err(RunError::from))
         } else if kind == "bgbb" {
             parse::<crate::bgbb::BgBbSpec>(kind, &params)
                 .and_then(|s| s.query(1).map(|_| Value::Null).map_err(RunError::from))
@@ -273,6 +277,10 @@ fn run_with_data(
                 source,
                 &s.query(threads)?,
             ))?)
+        }
+        "clv" => {
+            let s: crate::clv::ClvSpec = parse(kind, params)?;
+            Ok(json(crate::clv::clv_snapshot(source, &s.query(threads)?))?)
         }
         _ => run_on(kind, params, source, threads),
     }
@@ -334,6 +342,10 @@ pub fn run_on(
         "nps" => {
             let s: crate::nps::NpsSpec = parse(kind, params)?;
             json(crate::nps::nps(source, &s.query(threads)?))?
+        }
+        "churn" => {
+            let s: crate::churn::ChurnSpec = parse(kind, params)?;
+            json(crate::churn::churn(source, &s.query(threads)?))?
         }
         "bgbb" => {
             let s: crate::bgbb::BgBbSpec = parse(kind, params)?;

@@ -102,6 +102,7 @@ fn period_start(interval: Interval, d: Date) -> Date {
         Interval::Day => d,
         Interval::Week => add_days(d, -(d.weekday().to_monday_zero_offset() as i64)),
         Interval::Month => jiff::civil::date(d.year(), d.month(), 1),
+        Interval::Year => jiff::civil::date(d.year(), 1, 1),
     }
 }
 
@@ -110,6 +111,7 @@ fn next_period(interval: Interval, d: Date) -> Date {
         Interval::Day => add_days(d, 1),
         Interval::Week => add_days(d, 7),
         Interval::Month => d.checked_add(jiff::Span::new().months(1)).unwrap(),
+        Interval::Year => d.checked_add(jiff::Span::new().years(1)).unwrap(),
     }
 }
 

@@ -409,7 +409,7 @@ proptest! {
             ("a".to_string(), seg_a.iter().map(|&p| PersonId(p)).collect()),
             ("b".to_string(), seg_b.iter().map(|&p| PersonId(p)).collect()),
         ].into_iter().collect();
-        let ti = match interval { Interval::Day => TrendInterval::Day, Interval::Week => TrendInterval::Week, Interval::Month => TrendInterval::Month };
+        let ti = match interval { Interval::Day => TrendInterval::Day, Interval::Week => TrendInterval::Week, Interval::Month => TrendInterval::Month, Interval::Year => unreachable!("not drawn") };
         let labels = naive_labels(tz, ti, from, to);
         let begin = day_start(tz, from);
         let end = day_start(tz, to.checked_add(jiff::Span::new().days(1)).unwrap());

@@ -203,6 +203,7 @@ impl Naive<'_> {
                 .checked_sub(jiff::Span::new().days(d.weekday().to_monday_zero_offset() as i64))
                 .unwrap(),
             Interval::Month => date(d.year(), d.month(), 1),
+            Interval::Year => date(d.year(), 1, 1),
         })
     }
 

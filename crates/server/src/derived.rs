@@ -109,7 +109,7 @@ pub fn fit_models(
     query.list = usize::MAX;
     let snapshot = store.snapshot(project.id)?;
     let source = SnapshotSource::new(&snapshot);
-    let result = lodestar_analytics::clv::clv(&source, &query)?;
+    let result = lodestar_analytics::clv::clv_snapshot(&source, &query)?;
     let scores: Vec<lodestar_store::PersonScore> = result
         .list
         .iter()
@@ -118,6 +118,7 @@ pub fn fit_models(
             person: s.person,
             p_alive: s.p_alive,
             expected_purchases: s.expected_purchases,
+            p_purchase: s.p_purchase,
             expected_spend: s.expected_spend,
             clv: s.clv,
         })

@@ -440,7 +440,8 @@ async fn models_are_fitted_versioned_and_scores_found_by_person() {
                 json!({"type": "track", "event": "Order Completed", "userId": format!("c{}", f[1]),
                        "messageId": format!("m{n}-{i}"),
                        "timestamp": format!("{}-{}-{}T12:00:00Z", &d[..4], &d[4..6], &d[6..]),
-                       "properties": {"revenue": f[4].parse::<f64>().unwrap()}})
+                       "properties": {"revenue": f[4].parse::<f64>().unwrap(),
+                                      "order": {"net": f[4].parse::<f64>().unwrap() / 2.0}}})
             })
             .collect();
         let (status, r) = call(
@@ -502,6 +503,22 @@ async fn models_are_fitted_versioned_and_scores_found_by_person() {
     assert!(scores[0]["fit"].as_i64() > scores[1]["fit"].as_i64());
     let p = scores[0]["p_alive"].as_f64().unwrap();
     assert!((0.0..=1.0).contains(&p));
+    // Amounts from a named property: half the revenue scales Gamma-Gamma's γ by a half and
+    // leaves p and q as they were.
+    let net =
+        json!({"date_from": "1997-01-01", "date_to": "1997-09-30", "amount_property": "order.net"});
+    let (status, half) = call(
+        &app,
+        post("/api/projects/shop/models", None, net.to_string()),
+        "127.0.0.1:1",
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{half}");
+    let gg = |v: &Value, k: &str| v["fit"]["spend_model"]["params"][k].as_f64().unwrap();
+    assert!((gg(&half, "gamma") / gg(&fit, "gamma") - 0.5).abs() < 1e-3);
+    for k in ["p", "q"] {
+        assert!((gg(&half, k) / gg(&fit, k) - 1.0).abs() < 1e-3, "{k}");
+    }
     // A window without purchases cannot support a fit; the error names the parameter.
     let (status, e) = call(
         &app,

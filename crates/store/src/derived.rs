@@ -40,6 +40,7 @@ CREATE TABLE IF NOT EXISTS model_scores (
     person INTEGER NOT NULL,
     p_alive REAL NOT NULL,
     expected_purchases REAL NOT NULL,
+    p_purchase REAL,
     expected_spend REAL,
     clv REAL,
     PRIMARY KEY (person, fit)
@@ -76,6 +77,8 @@ pub struct PersonScore {
     pub p_alive: f64,
     /// Expected purchases over the fit's horizon.
     pub expected_purchases: f64,
+    /// Probability of at least one purchase over the horizon.
+    pub p_purchase: Option<f64>,
     /// Expected spend per purchase.
     pub expected_spend: Option<f64>,
     /// Customer lifetime value over the horizon.
@@ -105,8 +108,9 @@ pub(crate) fn record_model_fit(
     let id = tx.last_insert_rowid();
     {
         let mut insert = tx.prepare(
-            "INSERT INTO model_scores (fit, person, p_alive, expected_purchases, expected_spend, clv)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+            "INSERT INTO model_scores
+             (fit, person, p_alive, expected_purchases, p_purchase, expected_spend, clv)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
         )?;
         for s in scores {
             insert.execute(params![
@@ -114,6 +118,7 @@ pub(crate) fn record_model_fit(
                 s.person as i64,
                 s.p_alive,
                 s.expected_purchases,
+                s.p_purchase,
                 s.expected_spend,
                 s.clv
             ])?;
@@ -154,7 +159,8 @@ pub(crate) fn model_fits(dir: &Path) -> Result<Vec<ModelFitRow>> {
 pub(crate) fn person_scores(dir: &Path, person: u64) -> Result<Vec<PersonScore>> {
     let conn = open(dir)?;
     let mut stmt = conn.prepare(
-        "SELECT fit, person, p_alive, expected_purchases, expected_spend, clv FROM model_scores
+        "SELECT fit, person, p_alive, expected_purchases, p_purchase, expected_spend, clv
+         FROM model_scores
          WHERE person = ?1 ORDER BY fit DESC",
     )?;
     let rows = stmt.query_map(params![person as i64], |r| {
@@ -163,8 +169,9 @@ pub(crate) fn person_scores(dir: &Path, person: u64) -> Result<Vec<PersonScore>>
             person: r.get::<_, i64>(1)? as u64,
             p_alive: r.get(2)?,
             expected_purchases: r.get(3)?,
-            expected_spend: r.get(4)?,
-            clv: r.get(5)?,
+            p_purchase: r.get(4)?,
+            expected_spend: r.get(5)?,
+            clv: r.get(6)?,
         })
     })?;
     Ok(rows.collect::<std::result::Result<_, _>>()?)
@@ -278,6 +285,7 @@ mod tests {
             person,
             p_alive: p,
             expected_purchases: 2.0 * p,
+            p_purchase: Some(p / 2.0),
             expected_spend: None,
             clv: Some(10.0 * p),
         };

@@ -101,6 +101,16 @@ impl Run<'_> {
         self.ts.len()
     }
 
+    /// The person stored for row `i` (resolve it with [`Snapshot::canonical`]).
+    pub fn stored_person(&self, i: usize) -> u64 {
+        match self.person_offsets {
+            RunOffsets::Ranges(offsets) => {
+                self.person_ids[offsets.partition_point(|&o| o as usize <= i) - 1]
+            }
+            RunOffsets::PerRow => self.person_ids[i],
+        }
+    }
+
     /// Calls `f(person, row_start, row_end)` for each person block, in order.
     pub fn person_ranges(&self, mut f: impl FnMut(u64, usize, usize)) {
         match self.person_offsets {
