@@ -165,12 +165,6 @@ impl ChurnQuery {
                 format!("must be a positive number, not {l2}"),
             ));
         }
-        if self.list > MAX_LIST {
-            return Err(AnalyticsError::invalid(
-                "list",
-                format!("at most {MAX_LIST}"),
-            ));
-        }
         if self.to < self.from {
             return Err(AnalyticsError::invalid(
                 "date_to",
@@ -941,6 +935,13 @@ impl ChurnSpec {
             to,
             threads,
         };
+        // A query may list at most MAX_LIST persons; code (keeping every score) may ask more.
+        if q.list > MAX_LIST {
+            return Err(AnalyticsError::invalid(
+                "list",
+                format!("at most {MAX_LIST}"),
+            ));
+        }
         q.check()?;
         Ok(q)
     }

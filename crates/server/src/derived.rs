@@ -3,7 +3,7 @@
 
 use lodestar_analytics::{Calendar, SnapshotSource, spec::StagesSpec, stages::stage_changes};
 use lodestar_core::Timestamp;
-use lodestar_store::{ProjectInfo, Store};
+use lodestar_store::{PersonScore, ProjectInfo, Store};
 
 use crate::error::ApiError;
 
@@ -87,9 +87,10 @@ pub fn emit_stage_changes(
     Ok(out)
 }
 
-/// Fits the customer-value models on a project's purchases (the `clv` analysis's parameters,
-/// with the project's defaults), keeps the fit as a new version with its data window, and
-/// every buyer's scores. Returns the version and the fit's summary (without the buyers).
+/// Fits a project's models and keeps the fit as a new version with its data window and every
+/// scored person's scores: with `"kind": "churn"` the churn-risk model (the `churn` analysis's
+/// parameters), else the customer-value models (the `clv` analysis's). The project's defaults
+/// for that analysis apply. Returns the version and the fit's summary (without the persons).
 pub fn fit_models(
     store: &Store,
     project: &ProjectInfo,
@@ -101,39 +102,83 @@ pub fn fit_models(
         ApiError::new(400, "invalid_json", format!("the model parameters: {e}"))
     };
     let mut params: serde_json::Value = serde_json::from_slice(params).map_err(bad_json)?;
+    let kind = match params.as_object_mut().and_then(|m| m.remove("kind")) {
+        None => "clv".to_string(),
+        Some(serde_json::Value::String(k)) if k == "clv" || k == "churn" => k,
+        Some(other) => {
+            return Err(ApiError {
+                field: Some("kind".into()),
+                ..ApiError::new(
+                    400,
+                    "invalid_parameter",
+                    format!("{other} is not one of \"clv\", \"churn\""),
+                )
+            });
+        }
+    };
     let settings = store.project_settings(project.id)?;
-    lodestar_analytics::registry::apply_defaults("clv", &mut params, &settings);
-    let spec: lodestar_analytics::clv::ClvSpec =
-        serde_json::from_value(params).map_err(bad_json)?;
-    let mut query = spec.query(threads)?;
-    query.list = usize::MAX;
+    lodestar_analytics::registry::apply_defaults(&kind, &mut params, &settings);
     let snapshot = store.snapshot(project.id)?;
     let source = SnapshotSource::new(&snapshot);
-    let result = lodestar_analytics::clv::clv_snapshot(&source, &query)?;
-    let scores: Vec<lodestar_store::PersonScore> = result
-        .list
-        .iter()
-        .map(|s| lodestar_store::PersonScore {
-            fit: 0,
-            person: s.person,
-            p_alive: s.p_alive,
-            expected_purchases: s.expected_purchases,
-            p_purchase: s.p_purchase,
-            expected_spend: s.expected_spend,
-            clv: s.clv,
-        })
-        .collect();
-    let mut summary = serde_json::to_value(&result).expect("results serialize");
+    let (model, window, spec, mut summary, scores) = if kind == "churn" {
+        let spec: lodestar_analytics::churn::ChurnSpec =
+            serde_json::from_value(params).map_err(bad_json)?;
+        let mut query = spec.query(threads)?;
+        query.list = usize::MAX;
+        let result = lodestar_analytics::churn::churn(&source, &query)?;
+        let scores: Vec<PersonScore> = result
+            .list
+            .iter()
+            .map(|p| PersonScore {
+                person: p.person,
+                churn_risk: Some(p.risk),
+                ..PersonScore::default()
+            })
+            .collect();
+        let window = (spec.date_from.clone(), spec.date_to.clone());
+        let summary = serde_json::to_value(&result).expect("results serialize");
+        let spec = serde_json::to_value(&spec).expect("specs serialize");
+        ("churn_logistic".to_string(), window, spec, summary, scores)
+    } else {
+        let spec: lodestar_analytics::clv::ClvSpec =
+            serde_json::from_value(params).map_err(bad_json)?;
+        let mut query = spec.query(threads)?;
+        query.list = usize::MAX;
+        let result = lodestar_analytics::clv::clv_snapshot(&source, &query)?;
+        let scores: Vec<PersonScore> = result
+            .list
+            .iter()
+            .map(|s| PersonScore {
+                person: s.person,
+                p_alive: Some(s.p_alive),
+                expected_purchases: Some(s.expected_purchases),
+                p_purchase: s.p_purchase,
+                expected_spend: s.expected_spend,
+                clv: s.clv,
+                ..PersonScore::default()
+            })
+            .collect();
+        let window = (spec.date_from.clone(), spec.date_to.clone());
+        let summary = serde_json::to_value(&result).expect("results serialize");
+        let spec = serde_json::to_value(&spec).expect("specs serialize");
+        (
+            result.purchase_model.model.clone(),
+            window,
+            spec,
+            summary,
+            scores,
+        )
+    };
     if let Some(map) = summary.as_object_mut() {
         map.remove("list");
     }
     let fit = lodestar_store::ModelFitRow {
         id: 0,
         created_at: now,
-        model: result.purchase_model.model.clone(),
-        window_from: spec.date_from.clone(),
-        window_to: spec.date_to.clone(),
-        spec: serde_json::to_value(&spec).expect("specs serialize"),
+        model,
+        window_from: window.0,
+        window_to: window.1,
+        spec,
         summary: summary.clone(),
     };
     let id = store.record_model_fit(project.id, &fit, &scores)?;

@@ -519,6 +519,46 @@ async fn models_are_fitted_versioned_and_scores_found_by_person() {
     for k in ["p", "q"] {
         assert!((gg(&half, k) / gg(&fit, k) - 1.0).abs() < 1e-3, "{k}");
     }
+    // The churn model: every considered person's risk kept with the new version.
+    let churn = json!({"kind": "churn", "date_from": "1997-01-01", "date_to": "1997-12-31"});
+    let (status, c) = call(
+        &app,
+        post("/api/projects/shop/models", None, churn.to_string()),
+        "127.0.0.1:1",
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{c}");
+    let scored = c["fit"]["scored"].as_u64().unwrap();
+    assert!(scored > 100, "{c}");
+    let mut risks = 0;
+    for person in 1..=60 {
+        let (_, s) = call(
+            &app,
+            get(&format!("/api/projects/shop/persons/{person}/scores")),
+            "127.0.0.1:1",
+        )
+        .await;
+        if let Some(r) = s["scores"][0]["churn_risk"].as_f64() {
+            assert!((0.0..=1.0).contains(&r));
+            assert_eq!(s["scores"][0]["fit"], c["id"]);
+            risks += 1;
+        }
+    }
+    assert!(risks > 0, "some of the first persons were scored");
+    let (status, e) = call(
+        &app,
+        post(
+            "/api/projects/shop/models",
+            None,
+            json!({"kind": "astrology"}).to_string(),
+        ),
+        "127.0.0.1:1",
+    )
+    .await;
+    assert_eq!(
+        (status, e["field"].as_str()),
+        (StatusCode::BAD_REQUEST, Some("kind"))
+    );
     // A window without purchases cannot support a fit; the error names the parameter.
     let (status, e) = call(
         &app,

@@ -38,11 +38,12 @@ CREATE TABLE IF NOT EXISTS model_fits (
 CREATE TABLE IF NOT EXISTS model_scores (
     fit INTEGER NOT NULL,
     person INTEGER NOT NULL,
-    p_alive REAL NOT NULL,
-    expected_purchases REAL NOT NULL,
+    p_alive REAL,
+    expected_purchases REAL,
     p_purchase REAL,
     expected_spend REAL,
     clv REAL,
+    churn_risk REAL,
     PRIMARY KEY (person, fit)
 ) WITHOUT ROWID;
 "#;
@@ -54,7 +55,7 @@ pub struct ModelFitRow {
     pub id: i64,
     /// When it was fitted.
     pub created_at: Timestamp,
-    /// `bg_nbd`, `pareto_nbd`, …
+    /// `bg_nbd`, `pareto_nbd`, … or `churn_logistic`.
     pub model: String,
     /// First date of the calibration window.
     pub window_from: String,
@@ -66,23 +67,26 @@ pub struct ModelFitRow {
     pub summary: serde_json::Value,
 }
 
-/// One person's scores from one fit.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+/// One person's scores from one fit (a customer-value fit gives the first five, a churn fit
+/// the risk).
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
 pub struct PersonScore {
     /// The fit (model version).
     pub fit: i64,
     /// Canonical person.
     pub person: u64,
     /// P(alive) at the end of the window.
-    pub p_alive: f64,
+    pub p_alive: Option<f64>,
     /// Expected purchases over the fit's horizon.
-    pub expected_purchases: f64,
+    pub expected_purchases: Option<f64>,
     /// Probability of at least one purchase over the horizon.
     pub p_purchase: Option<f64>,
     /// Expected spend per purchase.
     pub expected_spend: Option<f64>,
     /// Customer lifetime value over the horizon.
     pub clv: Option<f64>,
+    /// P(no activity in the churn model's next window).
+    pub churn_risk: Option<f64>,
 }
 
 /// Keeps a fit and every buyer's scores in one transaction; returns the fit's id.
@@ -109,8 +113,8 @@ pub(crate) fn record_model_fit(
     {
         let mut insert = tx.prepare(
             "INSERT INTO model_scores
-             (fit, person, p_alive, expected_purchases, p_purchase, expected_spend, clv)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+             (fit, person, p_alive, expected_purchases, p_purchase, expected_spend, clv, churn_risk)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
         )?;
         for s in scores {
             insert.execute(params![
@@ -120,7 +124,8 @@ pub(crate) fn record_model_fit(
                 s.expected_purchases,
                 s.p_purchase,
                 s.expected_spend,
-                s.clv
+                s.clv,
+                s.churn_risk
             ])?;
         }
     }
@@ -159,7 +164,8 @@ pub(crate) fn model_fits(dir: &Path) -> Result<Vec<ModelFitRow>> {
 pub(crate) fn person_scores(dir: &Path, person: u64) -> Result<Vec<PersonScore>> {
     let conn = open(dir)?;
     let mut stmt = conn.prepare(
-        "SELECT fit, person, p_alive, expected_purchases, p_purchase, expected_spend, clv
+        "SELECT fit, person, p_alive, expected_purchases, p_purchase, expected_spend, clv,
+                churn_risk
          FROM model_scores
          WHERE person = ?1 ORDER BY fit DESC",
     )?;
@@ -172,6 +178,7 @@ pub(crate) fn person_scores(dir: &Path, person: u64) -> Result<Vec<PersonScore>>
             p_purchase: r.get(4)?,
             expected_spend: r.get(5)?,
             clv: r.get(6)?,
+            churn_risk: r.get(7)?,
         })
     })?;
     Ok(rows.collect::<std::result::Result<_, _>>()?)
@@ -283,11 +290,12 @@ mod tests {
         let score = |person: u64, p: f64| PersonScore {
             fit: 0,
             person,
-            p_alive: p,
-            expected_purchases: 2.0 * p,
+            p_alive: Some(p),
+            expected_purchases: Some(2.0 * p),
             p_purchase: Some(p / 2.0),
             expected_spend: None,
             clv: Some(10.0 * p),
+            churn_risk: None,
         };
         let a = record_model_fit(dir.path(), &fit(1), &[score(7, 0.5), score(8, 0.25)]).unwrap();
         let b = record_model_fit(dir.path(), &fit(2), &[score(7, 0.75)]).unwrap();
