@@ -97,6 +97,7 @@ pub fn fit_models(
     params: &[u8],
     now: Timestamp,
     threads: usize,
+    progress: &dyn Fn(&str),
 ) -> Result<(i64, serde_json::Value), ApiError> {
     let bad_json = |e: serde_json::Error| {
         ApiError::new(400, "invalid_json", format!("the model parameters: {e}"))
@@ -120,6 +121,10 @@ pub fn fit_models(
     lodestar_analytics::registry::apply_defaults(&kind, &mut params, &settings);
     let snapshot = store.snapshot(project.id)?;
     let source = SnapshotSource::new(&snapshot);
+    progress(&format!(
+        "fitting the {kind} model on {} events / 正在拟合",
+        snapshot.events()
+    ));
     let (model, window, spec, mut summary, scores) = if kind == "churn" {
         let spec: lodestar_analytics::churn::ChurnSpec =
             serde_json::from_value(params).map_err(bad_json)?;
@@ -172,6 +177,10 @@ pub fn fit_models(
     if let Some(map) = summary.as_object_mut() {
         map.remove("list");
     }
+    progress(&format!(
+        "fitted; saving {} persons' scores / 已拟合，正在保存评分",
+        scores.len()
+    ));
     let fit = lodestar_store::ModelFitRow {
         id: 0,
         created_at: now,

@@ -412,6 +412,7 @@ pub(crate) async fn fit_models(
             &body,
             state2.clock.now(),
             state2.analysis_threads,
+            &|step| tracing::info!(step, "model fit"),
         )
     })
     .await
