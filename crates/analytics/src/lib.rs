@@ -15,6 +15,7 @@ pub mod clv;
 mod error;
 pub mod filter;
 pub mod funnel;
+pub mod jobs;
 pub mod journey;
 pub mod kfactor;
 pub mod lifecycle;

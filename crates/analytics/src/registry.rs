@@ -55,6 +55,12 @@ pub enum RunError {
     Analysis(#[from] AnalyticsError),
 }
 
+impl From<lodestar_store::StoreError> for RunError {
+    fn from(e: lodestar_store::StoreError) -> RunError {
+        RunError::Analysis(e.into())
+    }
+}
+
 fn parse<T: DeserializeOwned>(kind: &str, params: &Value) -> std::result::Result<T, RunError> {
     T::deserialize(params).map_err(|e| RunError::Json {
         analysis: kind.to_string(),

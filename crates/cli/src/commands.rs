@@ -169,21 +169,14 @@ pub fn fit_models(config: Config, project: &str, params: &str) -> anyhow::Result
     let started = std::time::Instant::now();
     let progress = |step: &str| eprintln!("[{:6.1} s] {step}", started.elapsed().as_secs_f64());
     progress("reading the store / 正在读取数据");
-    let (id, summary) = lodestar_server::derived::fit_models(
+    let (id, summary) = lodestar_analytics::jobs::fit_models(
         &store,
         &info,
         &params,
         clock().now(),
         threads,
         &progress,
-    )
-    .map_err(|e| {
-        anyhow::anyhow!(
-            "{}{}",
-            e.field.map(|f| format!("{f}: ")).unwrap_or_default(),
-            e.message
-        )
-    })?;
+    )?;
     eprintln!("model version {id} saved / 已保存模型版本 {id}");
     println!("{}", serde_json::to_string_pretty(&summary)?);
     Ok(ExitCode::SUCCESS)

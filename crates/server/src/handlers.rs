@@ -376,7 +376,7 @@ pub(crate) async fn run_stage_changes(
     };
     let state2 = Arc::clone(&state);
     let days = tokio::task::spawn_blocking(move || {
-        crate::derived::emit_stage_changes(
+        lodestar_analytics::jobs::emit_stage_changes(
             &state2.store,
             &project,
             state2.clock.now(),
@@ -406,7 +406,7 @@ pub(crate) async fn fit_models(
     let project = state.store.project(&name)?;
     let state2 = Arc::clone(&state);
     let (id, summary) = tokio::task::spawn_blocking(move || {
-        crate::derived::fit_models(
+        lodestar_analytics::jobs::fit_models(
             &state2.store,
             &project,
             &body,

@@ -5,7 +5,6 @@
 //! `lodestar-ingest`), call the store, and encode the response; every error becomes an HTTP
 //! status in one place ([`error::ApiError`]).
 
-pub mod derived;
 pub mod error;
 mod handlers;
 mod metrics;
@@ -108,7 +107,7 @@ impl AppState {
 }
 
 /// Every hour, records each project's lifecycle stage changes for the days that ended since
-/// the last time (see [`derived::emit_stage_changes`]). Failures are logged and retried on
+/// the last time (see [`lodestar_analytics::jobs::emit_stage_changes`]). Failures are logged and retried on
 /// the next tick.
 async fn record_derived(state: Arc<AppState>) {
     let mut tick = tokio::time::interval(std::time::Duration::from_secs(3600));
@@ -118,7 +117,7 @@ async fn record_derived(state: Arc<AppState>) {
         let done = tokio::task::spawn_blocking(move || {
             for project in state.store.projects().unwrap_or_default() {
                 let now = state.clock.now();
-                match derived::emit_stage_changes(
+                match lodestar_analytics::jobs::emit_stage_changes(
                     &state.store,
                     &project,
                     now,
@@ -131,7 +130,7 @@ async fn record_derived(state: Arc<AppState>) {
                         }
                     }
                     Err(e) => {
-                        tracing::warn!(project = %project.name, error = %e.message, "stage changes not recorded")
+                        tracing::warn!(project = %project.name, error = %e, "stage changes not recorded")
                     }
                 }
             }

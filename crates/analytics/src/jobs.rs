@@ -1,11 +1,16 @@
-//! Derived streams the server keeps current: each project's lifecycle stage changes, recorded
-//! once a day ends in the project's time zone (see `lodestar_store::StageChangeRow`).
+//! Jobs that keep a project's derived data (`lodestar_store` keeps it in `derived.db`):
+//! recording each ended day's lifecycle stage changes, and fitting the customer-value and
+//! churn models as new versions with every person's scores. The server runs them on a timer
+//! or on request, the command line on request; the clock's `now` is passed in.
 
-use lodestar_analytics::{Calendar, SnapshotSource, spec::StagesSpec, stages::stage_changes};
 use lodestar_core::Timestamp;
 use lodestar_store::{PersonScore, ProjectInfo, Store};
 
-use crate::error::ApiError;
+use crate::error::AnalyticsError;
+use crate::registry::RunError;
+use crate::spec::StagesSpec;
+use crate::stages::stage_changes;
+use crate::{Calendar, SnapshotSource};
 
 /// Most days recorded in one call (a project that was idle for longer catches up over
 /// several calls).
@@ -21,7 +26,7 @@ pub fn emit_stage_changes(
     now: Timestamp,
     day: Option<jiff::civil::Date>,
     threads: usize,
-) -> Result<Vec<(String, usize)>, ApiError> {
+) -> Result<Vec<(String, usize)>, RunError> {
     let settings = store.project_settings(project.id)?;
     let calendar = Calendar::new(&settings.timezone)?;
     let mut params = settings
@@ -35,13 +40,13 @@ pub fn emit_stage_changes(
         map.insert("date_to".into(), "2026-01-01".into());
     }
     let spec: StagesSpec = serde_json::from_value(params)
-        .map_err(|e| ApiError::new(400, "invalid_settings", format!("defaults.stages: {e}")))?;
+        .map_err(|e| AnalyticsError::invalid("defaults.stages", e.to_string()))?;
     let rules = spec.query(1)?.rules;
     let one_day = jiff::Span::new().days(1);
     let yesterday = calendar
         .date_of(now.millis())?
         .checked_sub(one_day)
-        .map_err(|e| ApiError::new(400, "invalid_date", e.to_string()))?;
+        .map_err(|e| AnalyticsError::invalid("date", e.to_string()))?;
     let days: Vec<jiff::civil::Date> = match day {
         Some(d) => vec![d],
         None => {
@@ -66,7 +71,7 @@ pub fn emit_stage_changes(
     }
     let snapshot = store.snapshot(project.id)?;
     let source = SnapshotSource::new(&snapshot);
-    let name = |s: lodestar_analytics::Stage| {
+    let name = |s: crate::Stage| {
         serde_json::to_value(s)
             .ok()
             .and_then(|v| v.as_str().map(String::from))
@@ -98,27 +103,25 @@ pub fn fit_models(
     now: Timestamp,
     threads: usize,
     progress: &dyn Fn(&str),
-) -> Result<(i64, serde_json::Value), ApiError> {
-    let bad_json = |e: serde_json::Error| {
-        ApiError::new(400, "invalid_json", format!("the model parameters: {e}"))
+) -> Result<(i64, serde_json::Value), RunError> {
+    let bad_json = |e: serde_json::Error| RunError::Json {
+        analysis: "model".to_string(),
+        message: e.to_string(),
     };
     let mut params: serde_json::Value = serde_json::from_slice(params).map_err(bad_json)?;
     let kind = match params.as_object_mut().and_then(|m| m.remove("kind")) {
         None => "clv".to_string(),
         Some(serde_json::Value::String(k)) if k == "clv" || k == "churn" => k,
         Some(other) => {
-            return Err(ApiError {
-                field: Some("kind".into()),
-                ..ApiError::new(
-                    400,
-                    "invalid_parameter",
-                    format!("{other} is not one of \"clv\", \"churn\""),
-                )
-            });
+            return Err(AnalyticsError::invalid(
+                "kind",
+                format!("{other} is not one of \"clv\", \"churn\""),
+            )
+            .into());
         }
     };
     let settings = store.project_settings(project.id)?;
-    lodestar_analytics::registry::apply_defaults(&kind, &mut params, &settings);
+    crate::registry::apply_defaults(&kind, &mut params, &settings);
     let snapshot = store.snapshot(project.id)?;
     let source = SnapshotSource::new(&snapshot);
     progress(&format!(
@@ -126,11 +129,10 @@ pub fn fit_models(
         snapshot.events()
     ));
     let (model, window, spec, mut summary, scores) = if kind == "churn" {
-        let spec: lodestar_analytics::churn::ChurnSpec =
-            serde_json::from_value(params).map_err(bad_json)?;
+        let spec: crate::churn::ChurnSpec = serde_json::from_value(params).map_err(bad_json)?;
         let mut query = spec.query(threads)?;
         query.list = usize::MAX;
-        let result = lodestar_analytics::churn::churn(&source, &query)?;
+        let result = crate::churn::churn(&source, &query)?;
         let scores: Vec<PersonScore> = result
             .list
             .iter()
@@ -145,11 +147,10 @@ pub fn fit_models(
         let spec = serde_json::to_value(&spec).expect("specs serialize");
         ("churn_logistic".to_string(), window, spec, summary, scores)
     } else {
-        let spec: lodestar_analytics::clv::ClvSpec =
-            serde_json::from_value(params).map_err(bad_json)?;
+        let spec: crate::clv::ClvSpec = serde_json::from_value(params).map_err(bad_json)?;
         let mut query = spec.query(threads)?;
         query.list = usize::MAX;
-        let result = lodestar_analytics::clv::clv_snapshot(&source, &query)?;
+        let result = crate::clv::clv_snapshot(&source, &query)?;
         let scores: Vec<PersonScore> = result
             .list
             .iter()
