@@ -306,7 +306,7 @@ mod tests {
         let s = person_scores(dir.path(), 7).unwrap();
         assert_eq!(
             s.iter().map(|s| (s.fit, s.p_alive)).collect::<Vec<_>>(),
-            vec![(b, 0.75), (a, 0.5)]
+            vec![(b, Some(0.75)), (a, Some(0.5))]
         );
         assert_eq!(person_scores(dir.path(), 8).unwrap()[0].clv, Some(2.5));
         assert!(person_scores(dir.path(), 9).unwrap().is_empty());
