@@ -4,13 +4,119 @@
 //! or on request, the command line on request; the clock's `now` is passed in.
 
 use lodestar_core::Timestamp;
-use lodestar_store::{PersonScore, ProjectInfo, Store};
+use lodestar_store::{PersonScore, Profile, ProjectInfo, ProjectSettings, Store};
+use serde::Serialize;
 
 use crate::error::AnalyticsError;
 use crate::registry::RunError;
 use crate::spec::StagesSpec;
-use crate::stages::stage_changes;
-use crate::{Calendar, SnapshotSource};
+use crate::stages::{Stage, StageRules, stage_changes};
+use crate::{Calendar, PersonSource, SnapshotSource};
+
+/// The project's lifecycle stage rules: `defaults.stages` (`rules` or `preset`), else the
+/// e-commerce preset.
+pub fn stage_rules(settings: &ProjectSettings) -> Result<StageRules, RunError> {
+    let mut params = settings
+        .defaults
+        .get("stages")
+        .cloned()
+        .unwrap_or_else(|| serde_json::json!({}));
+    if let Some(map) = params.as_object_mut() {
+        map.retain(|k, _| k == "rules" || k == "preset");
+        map.insert("date_from".into(), "2026-01-01".into());
+        map.insert("date_to".into(), "2026-01-01".into());
+    }
+    let spec: StagesSpec = serde_json::from_value(params)
+        .map_err(|e| AnalyticsError::invalid("defaults.stages", e.to_string()))?;
+    Ok(spec.query(1)?.rules)
+}
+
+/// One event of a person's timeline.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct TimelineEvent {
+    /// Event time, ms since the epoch (UTC).
+    pub ts: i64,
+    /// Event name.
+    pub event: String,
+    /// The event value, when it has one.
+    pub value: Option<f64>,
+}
+
+/// What the platform knows of one person: the profile, the lifecycle stage now, the model
+/// scores of every version, and the latest events.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct PersonView {
+    /// Ids, traits, first and last change.
+    pub profile: Profile,
+    /// Lifecycle stage at `now` under the project's rules.
+    pub stage: Option<Stage>,
+    /// Its Chinese name.
+    pub stage_zh: Option<String>,
+    /// Events stored for the person (all of their ids).
+    pub events: u64,
+    /// First and last event time, ms.
+    pub first_seen: Option<i64>,
+    /// Last event time, ms.
+    pub last_seen: Option<i64>,
+    /// Model scores, newest version first.
+    pub scores: Vec<PersonScore>,
+    /// The latest `limit` events, newest first.
+    pub timeline: Vec<TimelineEvent>,
+}
+
+/// Looks a person up by a user id, an anonymous id or a person id (give one) and gathers their
+/// view; `None` when nobody has that id.
+pub fn person_view(
+    store: &Store,
+    project: &ProjectInfo,
+    user_id: Option<&str>,
+    anonymous_id: Option<&str>,
+    person: Option<u64>,
+    now: Timestamp,
+    limit: usize,
+) -> Result<Option<PersonView>, RunError> {
+    let Some(profile) = store.find_profile(project.id, user_id, anonymous_id, person)? else {
+        return Ok(None);
+    };
+    let id = profile.person.0;
+    let settings = store.project_settings(project.id)?;
+    let rules = stage_rules(&settings)?;
+    let snapshot = store.snapshot(project.id)?;
+    let source = SnapshotSource::filtered(
+        &snapshot,
+        &crate::filter::Filters::default(),
+        Some(vec![id]),
+        1,
+    )?;
+    let names = snapshot.names();
+    let mut view = PersonView {
+        profile,
+        stage: None,
+        stage_zh: None,
+        events: 0,
+        first_seen: None,
+        last_seen: None,
+        scores: store.person_scores(project.id, id)?,
+        timeline: Vec::new(),
+    };
+    source.for_each_person_with_values(0, 1, &mut |_, ev| {
+        view.events = ev.len() as u64;
+        view.first_seen = ev.ts.first().copied();
+        view.last_seen = ev.ts.last().copied();
+        view.stage = crate::stages::stage_at(&rules, names, ev, now.millis());
+        let from = ev.len().saturating_sub(limit);
+        view.timeline = (from..ev.len())
+            .rev()
+            .map(|i| TimelineEvent {
+                ts: ev.ts[i],
+                event: names[ev.names[i] as usize].clone(),
+                value: (!ev.values[i].is_nan()).then_some(ev.values[i]),
+            })
+            .collect();
+    });
+    view.stage_zh = view.stage.map(|s| s.zh().to_string());
+    Ok(Some(view))
+}
 
 /// Most days recorded in one call (a project that was idle for longer catches up over
 /// several calls).
@@ -29,19 +135,7 @@ pub fn emit_stage_changes(
 ) -> Result<Vec<(String, usize)>, RunError> {
     let settings = store.project_settings(project.id)?;
     let calendar = Calendar::new(&settings.timezone)?;
-    let mut params = settings
-        .defaults
-        .get("stages")
-        .cloned()
-        .unwrap_or_else(|| serde_json::json!({}));
-    if let Some(map) = params.as_object_mut() {
-        map.retain(|k, _| k == "rules" || k == "preset");
-        map.insert("date_from".into(), "2026-01-01".into());
-        map.insert("date_to".into(), "2026-01-01".into());
-    }
-    let spec: StagesSpec = serde_json::from_value(params)
-        .map_err(|e| AnalyticsError::invalid("defaults.stages", e.to_string()))?;
-    let rules = spec.query(1)?.rules;
+    let rules = stage_rules(&settings)?;
     let one_day = jiff::Span::new().days(1);
     let yesterday = calendar
         .date_of(now.millis())?

@@ -295,6 +295,14 @@ pub struct StagesResult {
     pub members: Option<Vec<u64>>,
 }
 
+/// One person's stage at instant `at` from their events (`names` is the source's event-name
+/// dictionary); `None` before their first event.
+pub fn stage_at(rules: &StageRules, names: &[String], ev: Events<'_>, at: i64) -> Option<Stage> {
+    let mut got = None;
+    Resolved::new(rules, names).stages(ev, &[at], |_, s| got = s);
+    got
+}
+
 /// A person's change of stage from the end of one day to the end of the next.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct StageChange {

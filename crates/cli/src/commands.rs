@@ -157,6 +157,35 @@ pub fn project_settings(
     Ok(ExitCode::SUCCESS)
 }
 
+/// `lodestar person --project P --user-id X | --anonymous-id X | --id N`
+pub fn person(
+    config: Config,
+    project: &str,
+    user_id: Option<String>,
+    anonymous_id: Option<String>,
+    id: Option<u64>,
+    limit: usize,
+) -> anyhow::Result<ExitCode> {
+    anyhow::ensure!(
+        user_id.is_some() || anonymous_id.is_some() || id.is_some(),
+        "give --user-id, --anonymous-id or --id / 请给出一个 ID"
+    );
+    let store = open_store(&config)?;
+    let info = store.project(project)?;
+    let view = lodestar_analytics::jobs::person_view(
+        &store,
+        &info,
+        user_id.as_deref(),
+        anonymous_id.as_deref(),
+        id,
+        clock().now(),
+        limit,
+    )?
+    .context("no person has that id / 没有找到该用户")?;
+    println!("{}", serde_json::to_string_pretty(&view)?);
+    Ok(ExitCode::SUCCESS)
+}
+
 /// `lodestar models fit --project P --params JSON|@FILE`
 pub fn fit_models(config: Config, project: &str, params: &str) -> anyhow::Result<ExitCode> {
     let params = match params.strip_prefix('@') {

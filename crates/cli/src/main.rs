@@ -91,6 +91,24 @@ enum Command {
     },
     /// Generate a realistic demo data set and serve it. 生成演示数据并启动服务
     Demo(demo::DemoArgs),
+    /// Look a person up by any of their ids: profile, stage, scores, latest events (JSON). 查询用户画像
+    Person {
+        /// Project. 项目
+        #[arg(long)]
+        project: String,
+        /// A user id. 用户 ID
+        #[arg(long, group = "which")]
+        user_id: Option<String>,
+        /// An anonymous id. 匿名 ID
+        #[arg(long, group = "which")]
+        anonymous_id: Option<String>,
+        /// A person id. 人员编号
+        #[arg(long, group = "which")]
+        id: Option<u64>,
+        /// Timeline events to show. 显示的最近事件数
+        #[arg(long, default_value_t = 20)]
+        limit: usize,
+    },
     /// Customer-value models: fit (a new version), report, a person's scores. 客户价值模型（CLV、存活概率）
     Models {
         #[command(subcommand)]
@@ -234,6 +252,13 @@ fn main() -> std::process::ExitCode {
         Command::Warnings { project, limit } => commands::warnings(config, &project, limit),
         Command::Demo(args) => demo::run(config, args),
         Command::Report { report } => report::run(config, report),
+        Command::Person {
+            project,
+            user_id,
+            anonymous_id,
+            id,
+            limit,
+        } => commands::person(config, &project, user_id, anonymous_id, id, limit),
         Command::Models { action } => match action {
             ModelsAction::Fit { project, params } => {
                 commands::fit_models(config, &project, &params)

@@ -445,6 +445,66 @@ pub(crate) async fn person_scores(
     Ok(Json(json!({"scores": state.store.person_scores(project.id, person)?})).into_response())
 }
 
+/// Query of `GET /api/projects/{name}/persons`: exactly one id.
+#[derive(Debug, serde::Deserialize)]
+pub(crate) struct PersonQuery {
+    user_id: Option<String>,
+    anonymous_id: Option<String>,
+    id: Option<u64>,
+    /// Timeline events (default 100, at most 10,000).
+    limit: Option<usize>,
+}
+
+/// `GET /api/projects/{name}/persons?user_id=|anonymous_id=|id=`: a person looked up by any
+/// of their ids — profile, lifecycle stage now, model scores, latest events.
+pub(crate) async fn person(
+    State(state): State<Arc<AppState>>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    Path(name): Path<String>,
+    Query(q): Query<PersonQuery>,
+    headers: HeaderMap,
+) -> Result<Response, ApiError> {
+    check_admin(&state, &headers, peer)?;
+    let project = state.store.project(&name)?;
+    let given = [
+        q.user_id.is_some(),
+        q.anonymous_id.is_some(),
+        q.id.is_some(),
+    ];
+    if given.iter().filter(|g| **g).count() != 1 {
+        return Err(ApiError {
+            field: Some("user_id".into()),
+            ..ApiError::new(
+                400,
+                "invalid_parameter",
+                "give exactly one of user_id, anonymous_id, id",
+            )
+        });
+    }
+    let state2 = Arc::clone(&state);
+    let view = tokio::task::spawn_blocking(move || {
+        lodestar_analytics::jobs::person_view(
+            &state2.store,
+            &project,
+            q.user_id.as_deref(),
+            q.anonymous_id.as_deref(),
+            q.id,
+            state2.clock.now(),
+            q.limit.unwrap_or(100).min(10_000),
+        )
+    })
+    .await
+    .map_err(|e| ApiError::new(500, "internal", format!("person lookup failed: {e}")))??;
+    match view {
+        Some(v) => Ok(Json(v).into_response()),
+        None => Err(ApiError::new(
+            404,
+            "unknown_person",
+            "no person has that id",
+        )),
+    }
+}
+
 /// `GET /api/projects/{name}/settings`: the project's time zone and default parameters per
 /// analysis.
 pub(crate) async fn get_settings(

@@ -161,6 +161,7 @@ pub fn router(state: Arc<AppState>) -> Router {
             "/api/projects/{name}/models",
             get(handlers::list_models).post(handlers::fit_models),
         )
+        .route("/api/projects/{name}/persons", get(handlers::person))
         .route(
             "/api/projects/{name}/persons/{person}/scores",
             get(handlers::person_scores),

@@ -367,6 +367,57 @@ async fn analyses_answer_json_and_name_bad_fields() {
         (StatusCode::BAD_REQUEST, Some("date"))
     );
 
+    // A person looked up by any id: profile, stage now (the test clock: 2025-11-24, 84 quiet
+    // days after u1's purchase under the project's rules: dormant), newest events first.
+    let (status, v) = call(
+        &app,
+        get("/api/projects/shop/persons?user_id=u1"),
+        "127.0.0.1:1",
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{v}");
+    assert_eq!(v["profile"]["user_ids"], json!(["u1"]));
+    assert_eq!(v["events"], 2);
+    assert_eq!(v["stage"], "dormant");
+    assert_eq!(v["stage_zh"], "休眠期");
+    let names: Vec<&str> = v["timeline"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["event"].as_str().unwrap())
+        .collect();
+    assert_eq!(names, vec!["buy", "view"]);
+    assert_eq!(v["timeline"][0]["value"], 19.9);
+    let id = v["profile"]["person"].as_u64().unwrap();
+    let (_, by_id) = call(
+        &app,
+        get(&format!("/api/projects/shop/persons?id={id}&limit=1")),
+        "127.0.0.1:1",
+    )
+    .await;
+    assert_eq!(by_id["profile"]["user_ids"], json!(["u1"]));
+    assert_eq!(by_id["timeline"].as_array().unwrap().len(), 1);
+    let (status, e) = call(
+        &app,
+        get("/api/projects/shop/persons?user_id=nobody"),
+        "127.0.0.1:1",
+    )
+    .await;
+    assert_eq!(
+        (status, e["code"].as_str()),
+        (StatusCode::NOT_FOUND, Some("unknown_person"))
+    );
+    let (status, e) = call(
+        &app,
+        get("/api/projects/shop/persons?user_id=u1&id=1"),
+        "127.0.0.1:1",
+    )
+    .await;
+    assert_eq!(
+        (status, e["field"].as_str()),
+        (StatusCode::BAD_REQUEST, Some("user_id"))
+    );
+
     for (bad, field) in [
         (json!({"timezone": "Mars/Olympus"}), "timezone"),
         (

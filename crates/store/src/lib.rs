@@ -193,6 +193,22 @@ impl Store {
         derived::stage_changes(&self.project_dir(project), after, limit)
     }
 
+    /// Looks a person up by a user id, an anonymous id or a person id (give one): their
+    /// canonical person's profile, or `None` when nobody has that id.
+    pub fn find_profile(
+        &self,
+        project: ProjectId,
+        user_id: Option<&str>,
+        anonymous_id: Option<&str>,
+        person: Option<u64>,
+    ) -> Result<Option<Profile>> {
+        let p = self.handle(project)?;
+        match p.find_person(user_id, anonymous_id, person)? {
+            Some(id) => p.profile(id),
+            None => Ok(None),
+        }
+    }
+
     /// Keeps a fitted model and every buyer's scores; returns its version (id).
     pub fn record_model_fit(
         &self,

@@ -18,7 +18,7 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex, RwLock};
 
-use rusqlite::{Connection, params};
+use rusqlite::{Connection, OptionalExtension, params};
 use tokio::sync::{mpsc, oneshot};
 
 use lodestar_core::{Clock, JsonMap, PersonId, Timestamp};
@@ -489,6 +489,86 @@ impl Project {
             slack: dedup::slack(window),
         });
         Ok(())
+    }
+
+    /// The canonical person a user id (`kind` 0) or anonymous id (1) resolves to, or a
+    /// person id (merged persons answer with the person they were merged into).
+    pub(crate) fn find_person(
+        &self,
+        user: Option<&str>,
+        anonymous: Option<&str>,
+        id: Option<u64>,
+    ) -> Result<Option<u64>> {
+        let conn = self.reader()?;
+        let found: Option<i64> = match (user, anonymous, id) {
+            (Some(v), _, _) | (None, Some(v), _) => conn
+                .query_row(
+                    "SELECT person FROM identities WHERE kind = ?1 AND value = ?2",
+                    params![i64::from(user.is_none()), v],
+                    |r| r.get(0),
+                )
+                .optional()?,
+            (None, None, Some(id)) => conn
+                .query_row(
+                    "SELECT id FROM persons WHERE id = ?1",
+                    params![id as i64],
+                    |r| r.get(0),
+                )
+                .optional()?,
+            (None, None, None) => None,
+        };
+        let Some(person) = found else {
+            return Ok(None);
+        };
+        let merged: Option<i64> = conn.query_row(
+            "SELECT merged_into FROM persons WHERE id = ?1",
+            params![person],
+            |r| r.get(0),
+        )?;
+        Ok(Some(merged.unwrap_or(person) as u64))
+    }
+
+    /// One canonical person's profile.
+    pub(crate) fn profile(&self, person: u64) -> Result<Option<Profile>> {
+        let conn = self.reader()?;
+        let row = conn
+            .query_row(
+                "SELECT identified, traits, created_at, updated_at FROM persons
+                 WHERE id = ?1 AND merged_into IS NULL",
+                params![person as i64],
+                |r| {
+                    Ok((
+                        r.get::<_, i64>(0)? != 0,
+                        r.get::<_, String>(1)?,
+                        r.get::<_, i64>(2)?,
+                        r.get::<_, i64>(3)?,
+                    ))
+                },
+            )
+            .optional()?;
+        let Some((identified, traits, created_at, updated_at)) = row else {
+            return Ok(None);
+        };
+        let mut stmt = conn
+            .prepare("SELECT kind, value FROM identities WHERE person = ?1 ORDER BY kind, value")?;
+        let mut rows = stmt.query(params![person as i64])?;
+        let (mut user_ids, mut anonymous_ids) = (Vec::new(), Vec::new());
+        while let Some(r) = rows.next()? {
+            if r.get::<_, i64>(0)? == 0 {
+                user_ids.push(r.get(1)?);
+            } else {
+                anonymous_ids.push(r.get(1)?);
+            }
+        }
+        Ok(Some(Profile {
+            person: PersonId(person),
+            identified,
+            user_ids,
+            anonymous_ids,
+            traits: serde_json::from_str(&traits).unwrap_or_default(),
+            created_at: Timestamp(created_at),
+            updated_at: Timestamp(updated_at),
+        }))
     }
 
     pub(crate) fn for_each_profile(&self, mut f: impl FnMut(Profile) -> Result<()>) -> Result<()> {

@@ -695,3 +695,68 @@ fn parts_of_the_format_before_values_are_read_and_upgraded() {
     assert_eq!(stored, want);
     assert_eq!(new.events(), 120);
 }
+
+#[test]
+fn a_person_is_found_by_any_of_their_ids_after_a_merge() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = open(dir.path());
+    let (p, _) = store.create_project("shop").unwrap();
+    let t = 1_700_000_000_000;
+    append(
+        &store,
+        p.id,
+        vec![
+            msg("a", MessageKind::Track, None, Some("anon-1"), t),
+            msg("b", MessageKind::Track, Some("u1"), None, t + 1),
+        ],
+    );
+    let before = store
+        .find_profile(p.id, None, Some("anon-1"), None)
+        .unwrap()
+        .unwrap();
+    let user = store
+        .find_profile(p.id, Some("u1"), None, None)
+        .unwrap()
+        .unwrap();
+    assert_ne!(before.person, user.person);
+    // One message with both ids merges the anonymous visitor into the user.
+    append(
+        &store,
+        p.id,
+        vec![msg(
+            "c",
+            MessageKind::Identify,
+            Some("u1"),
+            Some("anon-1"),
+            t + 2,
+        )],
+    );
+    let by_anon = store
+        .find_profile(p.id, None, Some("anon-1"), None)
+        .unwrap()
+        .unwrap();
+    let by_user = store
+        .find_profile(p.id, Some("u1"), None, None)
+        .unwrap()
+        .unwrap();
+    let by_old_id = store
+        .find_profile(p.id, None, None, Some(before.person.0))
+        .unwrap()
+        .unwrap();
+    assert_eq!(by_anon, by_user);
+    assert_eq!(by_old_id, by_user);
+    assert_eq!(by_user.user_ids, vec!["u1".to_string()]);
+    assert!(by_user.anonymous_ids.contains(&"anon-1".to_string()));
+    assert!(
+        store
+            .find_profile(p.id, Some("u2"), None, None)
+            .unwrap()
+            .is_none()
+    );
+    assert!(
+        store
+            .find_profile(p.id, None, None, Some(999))
+            .unwrap()
+            .is_none()
+    );
+}
