@@ -111,20 +111,26 @@ impl Filters {
 }
 
 impl Condition {
-    fn check(&self, at: &str) -> Result<()> {
+    /// Checks the condition; errors name `{at}.value` and the like (`value` when `at` is
+    /// empty).
+    pub(crate) fn check(&self, at: &str) -> Result<()> {
+        let join = |f: &str| {
+            if at.is_empty() {
+                f.to_string()
+            } else {
+                format!("{at}.{f}")
+            }
+        };
         if self.property.is_empty() || self.property.split('.').any(str::is_empty) {
             return Err(AnalyticsError::invalid(
-                format!("{at}.property"),
+                join("property"),
                 format!("{:?} is not a property name", self.property),
             ));
         }
         if self.event.as_deref() == Some("") {
-            return Err(AnalyticsError::invalid(
-                format!("{at}.event"),
-                "empty event name",
-            ));
+            return Err(AnalyticsError::invalid(join("event"), "empty event name"));
         }
-        let field = format!("{at}.value");
+        let field = join("value");
         match (self.op, &self.value) {
             (Op::IsSet | Op::IsNotSet, None) => Ok(()),
             (Op::IsSet | Op::IsNotSet, Some(_)) => Err(AnalyticsError::invalid(

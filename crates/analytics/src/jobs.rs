@@ -288,3 +288,65 @@ pub fn fit_models(
     let id = store.record_model_fit(project.id, &fit, &scores)?;
     Ok((id, summary))
 }
+
+/// A segment's parameters: its condition tree and how many members to list.
+#[derive(Debug, Clone, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SegmentSpec {
+    /// The condition tree (see [`crate::segment::Node`]).
+    pub condition: crate::segment::Node,
+    /// Members to list, lowest ids first; default 20, at most 10,000.
+    #[serde(default)]
+    pub sample: Option<usize>,
+}
+
+/// A segment's size and first members now: traits from the profiles, scores from the newest
+/// customer-value and churn fits, the stage under the project's rules.
+pub fn segment_preview(
+    store: &Store,
+    project: &ProjectInfo,
+    params: &[u8],
+    now: Timestamp,
+    threads: usize,
+) -> Result<crate::segment::SegmentResult, RunError> {
+    let spec: SegmentSpec = serde_json::from_slice(params).map_err(|e| RunError::Json {
+        analysis: "segment".to_string(),
+        message: e.to_string(),
+    })?;
+    spec.condition.check()?;
+    let sample = spec.sample.unwrap_or(20);
+    if sample > 10_000 {
+        return Err(AnalyticsError::invalid("sample", "at most 10000").into());
+    }
+    let settings = store.project_settings(project.id)?;
+    let rules = stage_rules(&settings)?;
+    let mut facts: std::collections::HashMap<u64, crate::segment::PersonFacts> = Default::default();
+    lodestar_store::EventStore::for_each_profile(store, project.id, &mut |p| {
+        facts.entry(p.person.0).or_default().traits = p.traits;
+        Ok(())
+    })?;
+    for s in store.latest_scores(project.id)? {
+        let scores = &mut facts.entry(s.person).or_default().scores;
+        for (name, v) in [
+            ("clv", s.clv),
+            ("p_alive", s.p_alive),
+            ("expected_purchases", s.expected_purchases),
+            ("p_purchase", s.p_purchase),
+            ("churn_risk", s.churn_risk),
+        ] {
+            if let Some(v) = v {
+                scores.insert(name.into(), serde_json::json!(v));
+            }
+        }
+    }
+    let snapshot = store.snapshot(project.id)?;
+    let source = SnapshotSource::new(&snapshot);
+    let q = crate::segment::SegmentQuery {
+        root: spec.condition,
+        now: now.millis(),
+        rules,
+        sample,
+        threads,
+    };
+    Ok(crate::segment::segment(&source, &facts, &q)?)
+}

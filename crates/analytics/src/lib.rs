@@ -26,6 +26,7 @@ pub mod period;
 pub mod registry;
 pub mod retention;
 pub mod rfm;
+pub mod segment;
 mod source;
 pub mod spec;
 pub mod stages;

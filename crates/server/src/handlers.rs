@@ -505,6 +505,32 @@ pub(crate) async fn person(
     }
 }
 
+/// `POST /api/projects/{name}/segments/preview` with `{"condition": tree, "sample": N}`: the
+/// segment's size and first members now.
+pub(crate) async fn segment_preview(
+    State(state): State<Arc<AppState>>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    Path(name): Path<String>,
+    headers: HeaderMap,
+    body: bytes::Bytes,
+) -> Result<Response, ApiError> {
+    check_admin(&state, &headers, peer)?;
+    let project = state.store.project(&name)?;
+    let state2 = Arc::clone(&state);
+    let result = tokio::task::spawn_blocking(move || {
+        lodestar_analytics::jobs::segment_preview(
+            &state2.store,
+            &project,
+            &body,
+            state2.clock.now(),
+            state2.analysis_threads,
+        )
+    })
+    .await
+    .map_err(|e| ApiError::new(500, "internal", format!("segment preview failed: {e}")))??;
+    Ok(Json(result).into_response())
+}
+
 /// `GET /api/projects/{name}/settings`: the project's time zone and default parameters per
 /// analysis.
 pub(crate) async fn get_settings(

@@ -163,6 +163,10 @@ pub fn router(state: Arc<AppState>) -> Router {
         )
         .route("/api/projects/{name}/persons", get(handlers::person))
         .route(
+            "/api/projects/{name}/segments/preview",
+            post(handlers::segment_preview),
+        )
+        .route(
             "/api/projects/{name}/persons/{person}/scores",
             get(handlers::person_scores),
         )

@@ -610,6 +610,38 @@ async fn models_are_fitted_versioned_and_scores_found_by_person() {
         (status, e["field"].as_str()),
         (StatusCode::BAD_REQUEST, Some("kind"))
     );
+    // Segments over the stored scores: everyone the newest value fit scored, and the rest.
+    let preview = |tree: Value| {
+        post(
+            "/api/projects/shop/segments/preview",
+            None,
+            json!({"condition": tree, "sample": 3}).to_string(),
+        )
+    };
+    let (status, scored) = call(
+        &app,
+        preview(json!({"type": "score", "score": "p_alive", "op": "gte", "value": 0})),
+        "127.0.0.1:1",
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{scored}");
+    assert_eq!(scored["size"], 2357);
+    assert_eq!(scored["sample"].as_array().unwrap().len(), 3);
+    let (_, rest) = call(&app, preview(json!({"type": "not", "node": {"type": "score", "score": "p_alive", "op": "gte", "value": 0}})), "127.0.0.1:1").await;
+    assert_eq!(
+        rest["size"].as_u64().unwrap() + 2357,
+        rest["persons"].as_u64().unwrap()
+    );
+    let (status, e) = call(
+        &app,
+        preview(json!({"type": "and", "all": [{"type": "did", "event": ""}]})),
+        "127.0.0.1:1",
+    )
+    .await;
+    assert_eq!(
+        (status, e["field"].as_str()),
+        (StatusCode::BAD_REQUEST, Some("all[0].event"))
+    );
     // A window without purchases cannot support a fit; the error names the parameter.
     let (status, e) = call(
         &app,

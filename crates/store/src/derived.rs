@@ -160,6 +160,34 @@ pub(crate) fn model_fits(dir: &Path) -> Result<Vec<ModelFitRow>> {
     Ok(rows.collect::<std::result::Result<_, _>>()?)
 }
 
+/// Every person's scores from the newest customer-value fit and the newest churn fit (a
+/// person scored by both has two rows).
+pub(crate) fn latest_scores(dir: &Path) -> Result<Vec<PersonScore>> {
+    let conn = open(dir)?;
+    let mut stmt = conn.prepare(
+        "SELECT fit, person, p_alive, expected_purchases, p_purchase, expected_spend, clv,
+                churn_risk
+         FROM model_scores WHERE fit IN (
+             SELECT max(id) FROM model_fits WHERE model = 'churn_logistic'
+             UNION SELECT max(id) FROM model_fits WHERE model != 'churn_logistic')",
+    )?;
+    let rows = stmt.query_map([], score_row)?;
+    Ok(rows.collect::<std::result::Result<_, _>>()?)
+}
+
+fn score_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<PersonScore> {
+    Ok(PersonScore {
+        fit: r.get(0)?,
+        person: r.get::<_, i64>(1)? as u64,
+        p_alive: r.get(2)?,
+        expected_purchases: r.get(3)?,
+        p_purchase: r.get(4)?,
+        expected_spend: r.get(5)?,
+        clv: r.get(6)?,
+        churn_risk: r.get(7)?,
+    })
+}
+
 /// A person's scores from every fit, newest first.
 pub(crate) fn person_scores(dir: &Path, person: u64) -> Result<Vec<PersonScore>> {
     let conn = open(dir)?;
@@ -169,18 +197,7 @@ pub(crate) fn person_scores(dir: &Path, person: u64) -> Result<Vec<PersonScore>>
          FROM model_scores
          WHERE person = ?1 ORDER BY fit DESC",
     )?;
-    let rows = stmt.query_map(params![person as i64], |r| {
-        Ok(PersonScore {
-            fit: r.get(0)?,
-            person: r.get::<_, i64>(1)? as u64,
-            p_alive: r.get(2)?,
-            expected_purchases: r.get(3)?,
-            p_purchase: r.get(4)?,
-            expected_spend: r.get(5)?,
-            clv: r.get(6)?,
-            churn_risk: r.get(7)?,
-        })
-    })?;
+    let rows = stmt.query_map(params![person as i64], score_row)?;
     Ok(rows.collect::<std::result::Result<_, _>>()?)
 }
 

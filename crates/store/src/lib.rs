@@ -224,6 +224,11 @@ impl Store {
         derived::model_fits(&self.project_dir(project))
     }
 
+    /// Every person's scores from the newest customer-value fit and the newest churn fit.
+    pub fn latest_scores(&self, project: ProjectId) -> Result<Vec<PersonScore>> {
+        derived::latest_scores(&self.project_dir(project))
+    }
+
     /// A person's scores from every fit, newest first.
     pub fn person_scores(&self, project: ProjectId, person: u64) -> Result<Vec<PersonScore>> {
         derived::person_scores(&self.project_dir(project), person)

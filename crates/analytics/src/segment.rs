@@ -1,0 +1,405 @@
+//! Segments (用户分层): who satisfies a condition tree over traits, behaviour, lifecycle stage
+//! and model scores — evaluated over every person, with a size and a sample of members.
+//!
+//! A tree is JSON, each node tagged by `type`:
+//! - `and` (`all`: nodes), `or` (`any`: nodes), `not` (`node`);
+//! - `trait`: a condition on a person trait (`property`, `op`, `value`, as in
+//!   [`crate::filter`]);
+//! - `did`: the person did `event` at least `min` (default 1) and at most `max` times in the
+//!   last `days` days before now (all their history when absent); with `max: 0`, "did not do X
+//!   in the last D days";
+//! - `stage`: the lifecycle stage now (under the project's rules) is one of `in`;
+//! - `score`: a model score of the latest fit — `clv`, `p_alive`, `expected_purchases`,
+//!   `p_purchase` or `churn_risk` — compared (`op`, `value`); persons without that score fail
+//!   every comparison but `is_not_set`;
+//! - `first_seen` / `last_seen`: the person's first / last event `within_days` days of now, or
+//!   more than `before_days` ago (one of the two).
+//!
+//! "Now" and the windows are instants (days of 24 hours before now), not calendar days.
+//! Validation names the offending node by its path (`all[2].any[0].min`).
+
+use std::collections::HashMap;
+
+use lodestar_core::JsonMap;
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+use crate::error::{AnalyticsError, Result};
+use crate::filter::{Condition, Op};
+use crate::source::{Events, PersonSource, run_sharded};
+use crate::stages::{Stage, StageRules, stage_at};
+
+const DAY_MS: i64 = 86_400_000;
+
+/// A node of a segment's condition tree.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case", deny_unknown_fields)]
+pub enum Node {
+    /// Every child holds.
+    And {
+        /// Children.
+        all: Vec<Node>,
+    },
+    /// Some child holds.
+    Or {
+        /// Children.
+        any: Vec<Node>,
+    },
+    /// The child does not hold.
+    Not {
+        /// The child.
+        node: Box<Node>,
+    },
+    /// A condition on a trait.
+    Trait {
+        /// Trait name; dots reach into objects.
+        property: String,
+        /// Comparison.
+        op: Op,
+        /// What to compare with.
+        #[serde(default)]
+        value: Option<Value>,
+    },
+    /// Did an event a number of times in a window.
+    Did {
+        /// Event name.
+        event: String,
+        /// At least this many times; default 1.
+        #[serde(default)]
+        min: Option<u32>,
+        /// At most this many times.
+        #[serde(default)]
+        max: Option<u32>,
+        /// In the last this many days; all history when absent.
+        #[serde(default)]
+        days: Option<u32>,
+    },
+    /// The lifecycle stage now.
+    Stage {
+        /// Stages that match.
+        #[serde(rename = "in")]
+        any_of: Vec<Stage>,
+    },
+    /// A model score of the latest fit.
+    Score {
+        /// `clv`, `p_alive`, `expected_purchases`, `p_purchase` or `churn_risk`.
+        score: String,
+        /// Comparison.
+        op: Op,
+        /// What to compare with.
+        #[serde(default)]
+        value: Option<Value>,
+    },
+    /// The first event's time.
+    FirstSeen {
+        /// Within this many days of now.
+        #[serde(default)]
+        within_days: Option<u32>,
+        /// More than this many days before now.
+        #[serde(default)]
+        before_days: Option<u32>,
+    },
+    /// The last event's time.
+    LastSeen {
+        /// Within this many days of now.
+        #[serde(default)]
+        within_days: Option<u32>,
+        /// More than this many days before now.
+        #[serde(default)]
+        before_days: Option<u32>,
+    },
+}
+
+/// The scores a segment can test.
+pub const SCORES: [&str; 5] = [
+    "clv",
+    "p_alive",
+    "expected_purchases",
+    "p_purchase",
+    "churn_risk",
+];
+
+/// Deepest tree accepted.
+pub const MAX_DEPTH: usize = 32;
+
+impl Node {
+    /// Checks the tree; errors name the node by its path.
+    pub fn check(&self) -> Result<()> {
+        self.check_at("", 0)
+    }
+
+    fn check_at(&self, at: &str, depth: usize) -> Result<()> {
+        let field = |f: &str| {
+            if at.is_empty() {
+                f.to_string()
+            } else {
+                format!("{at}.{f}")
+            }
+        };
+        if depth > MAX_DEPTH {
+            return Err(AnalyticsError::invalid(
+                if at.is_empty() { "type" } else { at },
+                format!("deeper than {MAX_DEPTH} levels"),
+            ));
+        }
+        match self {
+            Node::And { all: children } | Node::Or { any: children } => {
+                let name = if matches!(self, Node::And { .. }) {
+                    "all"
+                } else {
+                    "any"
+                };
+                if children.is_empty() {
+                    return Err(AnalyticsError::invalid(
+                        field(name),
+                        "needs at least one condition",
+                    ));
+                }
+                for (i, c) in children.iter().enumerate() {
+                    c.check_at(&field(&format!("{name}[{i}]")), depth + 1)?;
+                }
+            }
+            Node::Not { node } => node.check_at(&field("node"), depth + 1)?,
+            Node::Trait {
+                property,
+                op,
+                value,
+            } => {
+                condition(property, *op, value).check(at)?;
+            }
+            Node::Did {
+                event, min, max, ..
+            } => {
+                if event.is_empty() {
+                    return Err(AnalyticsError::invalid(field("event"), "empty event name"));
+                }
+                if let (Some(lo), Some(hi)) = (min, max)
+                    && lo > hi
+                {
+                    return Err(AnalyticsError::invalid(
+                        field("max"),
+                        format!("{hi} is below min {lo}"),
+                    ));
+                }
+            }
+            Node::Stage { any_of } => {
+                if any_of.is_empty() {
+                    return Err(AnalyticsError::invalid(
+                        field("in"),
+                        "name at least one stage",
+                    ));
+                }
+            }
+            Node::Score { score, op, value } => {
+                if !SCORES.contains(&score.as_str()) {
+                    return Err(AnalyticsError::invalid(
+                        field("score"),
+                        format!("{score:?} is not one of {}", SCORES.join(", ")),
+                    ));
+                }
+                condition(score, *op, value).check(at)?;
+            }
+            Node::FirstSeen {
+                within_days,
+                before_days,
+            }
+            | Node::LastSeen {
+                within_days,
+                before_days,
+            } => {
+                if within_days.is_some() == before_days.is_some() {
+                    return Err(AnalyticsError::invalid(
+                        field("within_days"),
+                        "give within_days or before_days",
+                    ));
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+fn condition(property: &str, op: Op, value: &Option<Value>) -> Condition {
+    Condition {
+        event: None,
+        property: property.to_string(),
+        op,
+        value: value.clone(),
+    }
+}
+
+/// What a person is tested on besides their events.
+#[derive(Debug, Clone, Default)]
+pub struct PersonFacts {
+    /// Traits.
+    pub traits: JsonMap,
+    /// Latest scores by name (see [`SCORES`]).
+    pub scores: JsonMap,
+}
+
+/// A segment question.
+#[derive(Debug, Clone)]
+pub struct SegmentQuery {
+    /// The tree.
+    pub root: Node,
+    /// Now, ms.
+    pub now: i64,
+    /// The project's lifecycle rules (for `stage` nodes).
+    pub rules: StageRules,
+    /// Members listed, lowest ids first.
+    pub sample: usize,
+    /// Threads to use.
+    pub threads: usize,
+}
+
+/// The answer.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct SegmentResult {
+    /// Members.
+    pub size: u64,
+    /// Persons tested (everyone with events).
+    pub persons: u64,
+    /// The first members by id.
+    pub sample: Vec<u64>,
+}
+
+/// Per-person inputs of one evaluation.
+struct Person<'a> {
+    events: Events<'a>,
+    names: &'a [String],
+    facts: Option<&'a PersonFacts>,
+    now: i64,
+    rules: &'a StageRules,
+    stage: std::cell::OnceCell<Option<Stage>>,
+}
+
+impl Person<'_> {
+    fn stage(&self) -> Option<Stage> {
+        *self
+            .stage
+            .get_or_init(|| stage_at(self.rules, self.names, self.events, self.now))
+    }
+
+    fn holds(&self, node: &Node, ids: &HashMap<&str, u32>) -> bool {
+        match node {
+            Node::And { all } => all.iter().all(|n| self.holds(n, ids)),
+            Node::Or { any } => any.iter().any(|n| self.holds(n, ids)),
+            Node::Not { node } => !self.holds(node, ids),
+            Node::Trait {
+                property,
+                op,
+                value,
+            } => {
+                let empty = JsonMap::new();
+                let traits = self.facts.map_or(&empty, |f| &f.traits);
+                condition(property, *op, value).holds(traits)
+            }
+            Node::Did {
+                event,
+                min,
+                max,
+                days,
+            } => {
+                let Some(&id) = ids.get(event.as_str()) else {
+                    return min.unwrap_or(1) == 0;
+                };
+                let from = days.map_or(i64::MIN, |d| self.now - i64::from(d) * DAY_MS);
+                let n = self
+                    .events
+                    .ts
+                    .iter()
+                    .zip(self.events.names)
+                    .filter(|&(&t, &name)| name == id && t >= from && t < self.now)
+                    .count() as u64;
+                n >= u64::from(min.unwrap_or(1)) && max.is_none_or(|m| n <= u64::from(m))
+            }
+            Node::Stage { any_of } => self.stage().is_some_and(|s| any_of.contains(&s)),
+            Node::Score { score, op, value } => {
+                let empty = JsonMap::new();
+                let scores = self.facts.map_or(&empty, |f| &f.scores);
+                condition(score, *op, value).holds(scores)
+            }
+            Node::FirstSeen {
+                within_days,
+                before_days,
+            } => seen(
+                self.events.ts.first().copied(),
+                *within_days,
+                *before_days,
+                self.now,
+            ),
+            Node::LastSeen {
+                within_days,
+                before_days,
+            } => {
+                let last = self
+                    .events
+                    .ts
+                    .iter()
+                    .rev()
+                    .find(|&&t| t < self.now)
+                    .copied();
+                seen(last, *within_days, *before_days, self.now)
+            }
+        }
+    }
+}
+
+fn seen(t: Option<i64>, within: Option<u32>, before: Option<u32>, now: i64) -> bool {
+    let Some(t) = t.filter(|&t| t < now) else {
+        return false;
+    };
+    match (within, before) {
+        (Some(d), _) => t >= now - i64::from(d) * DAY_MS,
+        (None, Some(d)) => t < now - i64::from(d) * DAY_MS,
+        (None, None) => true,
+    }
+}
+
+/// Evaluates a segment over every person of `source` with events; `facts` gives their traits
+/// and scores.
+pub fn segment(
+    source: &dyn PersonSource,
+    facts: &HashMap<u64, PersonFacts>,
+    q: &SegmentQuery,
+) -> Result<SegmentResult> {
+    q.root.check()?;
+    let names = source.names();
+    let ids: HashMap<&str, u32> = names
+        .iter()
+        .enumerate()
+        .map(|(i, n)| (n.as_str(), i as u32))
+        .collect();
+    let parts = run_sharded(source, q.threads, |src, shard, shards| {
+        let (mut persons, mut members) = (0u64, Vec::new());
+        src.for_each_person(shard, shards, &mut |person, events| {
+            persons += 1;
+            let p = Person {
+                events,
+                names,
+                facts: facts.get(&person.0),
+                now: q.now,
+                rules: &q.rules,
+                stage: std::cell::OnceCell::new(),
+            };
+            if p.holds(&q.root, &ids) {
+                members.push(person.0);
+            }
+        });
+        (persons, members)
+    });
+    let mut persons = 0;
+    let mut members = Vec::new();
+    for (n, m) in parts {
+        persons += n;
+        members.extend(m);
+    }
+    members.sort_unstable();
+    let size = members.len() as u64;
+    members.truncate(q.sample);
+    Ok(SegmentResult {
+        size,
+        persons,
+        sample: members,
+    })
+}

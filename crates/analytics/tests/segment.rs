@@ -1,0 +1,239 @@
+//! Segments: for random condition trees and random data, membership equals a naive
+//! evaluator's, which recomputes every leaf from the raw rows.
+
+use std::collections::{BTreeSet, HashMap};
+
+use lodestar_analytics::VecSource;
+use lodestar_analytics::filter::Op;
+use lodestar_analytics::segment::{Node, PersonFacts, SegmentQuery, segment};
+use lodestar_analytics::stages::{Stage, StageRules, stage_at};
+use proptest::prelude::*;
+use serde_json::{Value, json};
+
+const DAY: i64 = 86_400_000;
+const NOW: i64 = 1_772_323_200_000 + 60 * DAY;
+const NAMES: [&str; 3] = ["A", "B", "Order Completed"];
+
+type Row = (u64, i64, &'static str);
+
+fn rows() -> impl Strategy<Value = Vec<Row>> {
+    proptest::collection::vec(
+        // Whole days before now (exactly on window edges), or a millisecond either side.
+        (1u64..25, 1i64..70, -1i64..2, 0usize..3)
+            .prop_map(|(p, d, jitter, n)| (p, NOW - d * DAY + jitter, NAMES[n])),
+        0..150,
+    )
+}
+
+fn facts() -> impl Strategy<Value = HashMap<u64, PersonFacts>> {
+    proptest::collection::hash_map(
+        1u64..25,
+        (
+            proptest::option::of(prop_oneof![Just("free"), Just("pro")]),
+            proptest::option::of(0u32..80),
+            proptest::option::of(0u32..500),
+        ),
+        0..25,
+    )
+    .prop_map(|m| {
+        m.into_iter()
+            .map(|(p, (plan, age, clv))| {
+                let mut f = PersonFacts::default();
+                if let Some(plan) = plan {
+                    f.traits.insert("plan".into(), json!(plan));
+                }
+                if let Some(age) = age {
+                    f.traits.insert("age".into(), json!(age));
+                }
+                if let Some(clv) = clv {
+                    f.scores.insert("clv".into(), json!(clv));
+                }
+                (p, f)
+            })
+            .collect()
+    })
+}
+
+fn leaf() -> impl Strategy<Value = Node> {
+    prop_oneof![
+        prop_oneof![Just("free"), Just("pro")].prop_map(|v| Node::Trait {
+            property: "plan".into(),
+            op: Op::Eq,
+            value: Some(json!(v)),
+        }),
+        (0u32..80).prop_map(|v| Node::Trait {
+            property: "age".into(),
+            op: Op::Gt,
+            value: Some(json!(v)),
+        }),
+        (
+            0usize..3,
+            proptest::option::of(0u32..3),
+            proptest::option::of(0u32..4),
+            proptest::option::of(1u32..60)
+        )
+            .prop_map(|(n, min, extra, days)| Node::Did {
+                event: NAMES[n].into(),
+                min,
+                max: extra.map(|e| min.unwrap_or(1) + e),
+                days,
+            }),
+        proptest::sample::subsequence(Stage::ALL.to_vec(), 1..3)
+            .prop_map(|any_of| Node::Stage { any_of }),
+        (0u32..500).prop_map(|v| Node::Score {
+            score: "clv".into(),
+            op: Op::Gte,
+            value: Some(json!(v)),
+        }),
+        (1u32..70, any::<bool>()).prop_map(|(d, within)| Node::LastSeen {
+            within_days: within.then_some(d),
+            before_days: (!within).then_some(d),
+        }),
+        (1u32..70, any::<bool>()).prop_map(|(d, within)| Node::FirstSeen {
+            within_days: within.then_some(d),
+            before_days: (!within).then_some(d),
+        }),
+    ]
+}
+
+fn tree() -> impl Strategy<Value = Node> {
+    leaf().prop_recursive(4, 24, 4, |inner| {
+        prop_oneof![
+            proptest::collection::vec(inner.clone(), 1..4).prop_map(|all| Node::And { all }),
+            proptest::collection::vec(inner.clone(), 1..4).prop_map(|any| Node::Or { any }),
+            inner.prop_map(|n| Node::Not { node: Box::new(n) }),
+        ]
+    })
+}
+
+fn rules() -> StageRules {
+    StageRules::preset("ecommerce").unwrap()
+}
+
+/// Straight from the definitions, on one person's rows (time-sorted).
+fn naive(node: &Node, ev: &[(i64, &str)], f: Option<&PersonFacts>, stage: Option<Stage>) -> bool {
+    let num = |v: &Value| v.as_f64();
+    match node {
+        Node::And { all } => all.iter().all(|n| naive(n, ev, f, stage)),
+        Node::Or { any } => any.iter().any(|n| naive(n, ev, f, stage)),
+        Node::Not { node } => !naive(node, ev, f, stage),
+        Node::Trait {
+            property,
+            op,
+            value,
+        } => {
+            let got = f.and_then(|f| f.traits.get(property));
+            match (op, got, value) {
+                (Op::Eq, Some(g), Some(v)) => g == v,
+                (Op::Gt, Some(g), Some(v)) => num(g).unwrap() > num(v).unwrap(),
+                (_, None, _) => false,
+                _ => unreachable!("generated ops only"),
+            }
+        }
+        Node::Did {
+            event,
+            min,
+            max,
+            days,
+        } => {
+            let mut n = 0u32;
+            for &(t, name) in ev {
+                let in_window = days.is_none_or(|d| t >= NOW - i64::from(d) * DAY);
+                if name == event && t < NOW && in_window {
+                    n += 1;
+                }
+            }
+            n >= min.unwrap_or(1) && max.is_none_or(|m| n <= m)
+        }
+        Node::Stage { any_of } => stage.is_some_and(|s| any_of.contains(&s)),
+        Node::Score { value, .. } => f
+            .and_then(|f| f.scores.get("clv"))
+            .is_some_and(|c| num(c).unwrap() >= num(value.as_ref().unwrap()).unwrap()),
+        Node::FirstSeen {
+            within_days,
+            before_days,
+        }
+        | Node::LastSeen {
+            within_days,
+            before_days,
+        } => {
+            let past: Vec<i64> = ev.iter().map(|e| e.0).filter(|&t| t < NOW).collect();
+            let t = if matches!(node, Node::FirstSeen { .. }) {
+                // The first event at all must be in the past to count.
+                ev.first().map(|e| e.0).filter(|&t| t < NOW)
+            } else {
+                past.iter().max().copied()
+            };
+            match (t, within_days, before_days) {
+                (None, ..) => false,
+                (Some(t), Some(d), _) => t >= NOW - i64::from(*d) * DAY,
+                (Some(t), None, Some(d)) => t < NOW - i64::from(*d) * DAY,
+                _ => unreachable!("checked"),
+            }
+        }
+    }
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(300))]
+
+    #[test]
+    fn membership_matches_a_naive_evaluator(rows in rows(), facts in facts(), root in tree(), threads in 1usize..4) {
+        let source = VecSource::new(rows.iter().copied());
+        let q = SegmentQuery { root: root.clone(), now: NOW, rules: rules(), sample: usize::MAX, threads };
+        let got = segment(&source, &facts, &q).unwrap();
+        let mut by_person: std::collections::BTreeMap<u64, Vec<(i64, &str)>> = Default::default();
+        for &(p, t, n) in &rows {
+            by_person.entry(p).or_default().push((t, n));
+        }
+        let mut want = BTreeSet::new();
+        for (p, ev) in by_person.iter_mut() {
+            ev.sort_by_key(|e| e.0);
+            // The stage leaf uses the stage kernel's own per-person function (itself checked
+            // against its definition in tests/kernels.rs).
+            let one = VecSource::new(ev.iter().map(|&(t, n)| (*p, t, n)));
+            let mut stage = None;
+            lodestar_analytics::PersonSource::for_each_person(&one, 0, 1, &mut |_, e| {
+                stage = stage_at(&rules(), lodestar_analytics::PersonSource::names(&one), e, NOW);
+            });
+            if naive(&root, ev, facts.get(p), stage) {
+                want.insert(*p);
+            }
+        }
+        prop_assert_eq!(got.size as usize, want.len());
+        prop_assert_eq!(got.sample.iter().copied().collect::<BTreeSet<_>>(), want);
+        prop_assert_eq!(got.persons as usize, by_person.len());
+    }
+}
+
+#[test]
+fn errors_name_the_node() {
+    let check = |v: Value| {
+        serde_json::from_value::<Node>(v)
+            .unwrap()
+            .check()
+            .unwrap_err()
+            .field()
+            .to_string()
+    };
+    assert_eq!(check(json!({"type": "and", "all": []})), "all");
+    assert_eq!(
+        check(json!({"type": "or", "any": [
+            {"type": "stage", "in": ["dormant"]},
+            {"type": "and", "all": [{"type": "did", "event": "A", "min": 3, "max": 1}]}
+        ]})),
+        "any[1].all[0].max"
+    );
+    assert_eq!(
+        check(
+            json!({"type": "not", "node": {"type": "score", "score": "ltv", "op": "gt", "value": 1}})
+        ),
+        "node.score"
+    );
+    assert_eq!(
+        check(json!({"type": "trait", "property": "plan", "op": "in", "value": "pro"})),
+        "value"
+    );
+    assert_eq!(check(json!({"type": "last_seen"})), "within_days");
+    assert!(serde_json::from_value::<Node>(json!({"type": "astrology"})).is_err());
+}
