@@ -374,23 +374,37 @@ pub(crate) async fn run_stage_changes(
         })?),
         None => None,
     };
-    let state2 = Arc::clone(&state);
-    let days = tokio::task::spawn_blocking(move || {
+    let days = blocking(&state, "stage changes", move |s| {
         lodestar_analytics::jobs::emit_stage_changes(
-            &state2.store,
+            &s.store,
             &project,
-            state2.clock.now(),
+            s.clock.now(),
             day,
-            state2.analysis_threads,
+            s.analysis_threads,
         )
     })
-    .await
-    .map_err(|e| ApiError::new(500, "internal", format!("stage changes failed: {e}")))??;
+    .await?;
     let days: Vec<_> = days
         .into_iter()
         .map(|(day, added)| json!({"day": day, "added": added}))
         .collect();
     Ok(Json(json!({"days": days})).into_response())
+}
+
+/// Runs a store- or CPU-heavy job off the async workers, with the shared state.
+async fn blocking<T, E>(
+    state: &Arc<AppState>,
+    what: &str,
+    job: impl FnOnce(&AppState) -> Result<T, E> + Send + 'static,
+) -> Result<T, ApiError>
+where
+    T: Send + 'static,
+    E: Into<ApiError> + Send + 'static,
+{
+    let state = Arc::clone(state);
+    tokio::task::spawn_blocking(move || job(&state).map_err(Into::into))
+        .await
+        .map_err(|e| ApiError::new(500, "internal", format!("{what} failed: {e}")))?
 }
 
 /// `POST /api/projects/{name}/models` with the `clv` analysis's parameters: fits the
@@ -404,19 +418,17 @@ pub(crate) async fn fit_models(
 ) -> Result<Response, ApiError> {
     check_admin(&state, &headers, peer)?;
     let project = state.store.project(&name)?;
-    let state2 = Arc::clone(&state);
-    let (id, summary) = tokio::task::spawn_blocking(move || {
+    let (id, summary) = blocking(&state, "model fit", move |s| {
         lodestar_analytics::jobs::fit_models(
-            &state2.store,
+            &s.store,
             &project,
             &body,
-            state2.clock.now(),
-            state2.analysis_threads,
+            s.clock.now(),
+            s.analysis_threads,
             &|step| tracing::info!(step, "model fit"),
         )
     })
-    .await
-    .map_err(|e| ApiError::new(500, "internal", format!("model fit failed: {e}")))??;
+    .await?;
     Ok(Json(json!({"id": id, "fit": summary})).into_response())
 }
 
@@ -481,20 +493,18 @@ pub(crate) async fn person(
             )
         });
     }
-    let state2 = Arc::clone(&state);
-    let view = tokio::task::spawn_blocking(move || {
+    let view = blocking(&state, "person lookup", move |s| {
         lodestar_analytics::jobs::person_view(
-            &state2.store,
+            &s.store,
             &project,
             q.user_id.as_deref(),
             q.anonymous_id.as_deref(),
             q.id,
-            state2.clock.now(),
+            s.clock.now(),
             q.limit.unwrap_or(100).min(10_000),
         )
     })
-    .await
-    .map_err(|e| ApiError::new(500, "internal", format!("person lookup failed: {e}")))??;
+    .await?;
     match view {
         Some(v) => Ok(Json(v).into_response()),
         None => Err(ApiError::new(
@@ -516,18 +526,16 @@ pub(crate) async fn segment_preview(
 ) -> Result<Response, ApiError> {
     check_admin(&state, &headers, peer)?;
     let project = state.store.project(&name)?;
-    let state2 = Arc::clone(&state);
-    let result = tokio::task::spawn_blocking(move || {
+    let result = blocking(&state, "segment preview", move |s| {
         lodestar_analytics::jobs::segment_preview(
-            &state2.store,
+            &s.store,
             &project,
             &body,
-            state2.clock.now(),
-            state2.analysis_threads,
+            s.clock.now(),
+            s.analysis_threads,
         )
     })
-    .await
-    .map_err(|e| ApiError::new(500, "internal", format!("segment preview failed: {e}")))??;
+    .await?;
     Ok(Json(result).into_response())
 }
 
