@@ -318,8 +318,25 @@ pub fn segment_preview(
     if sample > 10_000 {
         return Err(AnalyticsError::invalid("sample", "at most 10000").into());
     }
-    let settings = store.project_settings(project.id)?;
-    let rules = stage_rules(&settings)?;
+    let rules = stage_rules(&store.project_settings(project.id)?)?;
+    let facts = segment_facts(store, project)?;
+    let snapshot = store.snapshot(project.id)?;
+    let source = SnapshotSource::new(&snapshot);
+    let q = crate::segment::SegmentQuery {
+        root: spec.condition,
+        now: now.millis(),
+        rules,
+        sample,
+        threads,
+    };
+    Ok(crate::segment::segment(&source, &facts, &q)?)
+}
+
+/// Every person's traits and newest model scores, as segments test them.
+fn segment_facts(
+    store: &Store,
+    project: &ProjectInfo,
+) -> Result<std::collections::HashMap<u64, crate::segment::PersonFacts>, RunError> {
     let mut facts: std::collections::HashMap<u64, crate::segment::PersonFacts> = Default::default();
     lodestar_store::EventStore::for_each_profile(store, project.id, &mut |p| {
         facts.entry(p.person.0).or_default().traits = p.traits;
@@ -339,14 +356,132 @@ pub fn segment_preview(
             }
         }
     }
+    Ok(facts)
+}
+
+/// A segment to save: a name and either a condition tree (dynamic: kept current) or a list of
+/// person ids (static).
+#[derive(Debug, Clone, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NewSegment {
+    /// Unique name.
+    pub name: String,
+    /// The condition tree of a dynamic segment.
+    #[serde(default)]
+    pub condition: Option<crate::segment::Node>,
+    /// The members of a static segment (e.g. a funnel's drop-offs).
+    #[serde(default)]
+    pub persons: Option<Vec<u64>>,
+}
+
+/// Saves a segment and brings its membership up to date (recording the entries). Returns its
+/// id and size.
+pub fn create_segment(
+    store: &Store,
+    project: &ProjectInfo,
+    params: &[u8],
+    now: Timestamp,
+    threads: usize,
+) -> Result<(i64, u64), RunError> {
+    let spec: NewSegment = serde_json::from_slice(params).map_err(|e| RunError::Json {
+        analysis: "segment".to_string(),
+        message: e.to_string(),
+    })?;
+    if spec.name.trim().is_empty() || spec.name.len() > 200 {
+        return Err(AnalyticsError::invalid("name", "1 to 200 characters").into());
+    }
+    let (dynamic, definition, members) = match (&spec.condition, &spec.persons) {
+        (Some(tree), None) => {
+            tree.check()?;
+            (
+                true,
+                serde_json::to_value(tree).expect("trees serialize"),
+                None,
+            )
+        }
+        (None, Some(persons)) => {
+            let mut p = persons.clone();
+            p.sort_unstable();
+            p.dedup();
+            (false, serde_json::json!({"persons": p}), Some(p))
+        }
+        _ => {
+            return Err(AnalyticsError::invalid(
+                "condition",
+                "give a condition (dynamic) or persons (static), not both",
+            )
+            .into());
+        }
+    };
+    let id = store.create_segment(project.id, &spec.name, dynamic, &definition, now)?;
+    let members = match members {
+        Some(m) => m,
+        None => {
+            evaluate_all(
+                store,
+                project,
+                &[(id, spec.condition.expect("dynamic"))],
+                now,
+                threads,
+            )?
+            .remove(0)
+            .1
+        }
+    };
+    let size = members.len() as u64;
+    store.update_segment_members(project.id, id, &members, now)?;
+    Ok((id, size))
+}
+
+/// Members of each (segment, tree) now, ascending.
+fn evaluate_all(
+    store: &Store,
+    project: &ProjectInfo,
+    trees: &[(i64, crate::segment::Node)],
+    now: Timestamp,
+    threads: usize,
+) -> Result<Vec<(i64, Vec<u64>)>, RunError> {
+    let rules = stage_rules(&store.project_settings(project.id)?)?;
+    let facts = segment_facts(store, project)?;
     let snapshot = store.snapshot(project.id)?;
     let source = SnapshotSource::new(&snapshot);
-    let q = crate::segment::SegmentQuery {
-        root: spec.condition,
-        now: now.millis(),
-        rules,
-        sample,
-        threads,
-    };
-    Ok(crate::segment::segment(&source, &facts, &q)?)
+    let mut out = Vec::with_capacity(trees.len());
+    for (id, tree) in trees {
+        let q = crate::segment::SegmentQuery {
+            root: tree.clone(),
+            now: now.millis(),
+            rules: rules.clone(),
+            sample: usize::MAX,
+            threads,
+        };
+        out.push((*id, crate::segment::segment(&source, &facts, &q)?.sample));
+    }
+    Ok(out)
+}
+
+/// Re-evaluates every dynamic segment now, recording who entered and who exited. Returns
+/// (segment id, entered, exited) per segment.
+pub fn refresh_segments(
+    store: &Store,
+    project: &ProjectInfo,
+    now: Timestamp,
+    threads: usize,
+) -> Result<Vec<(i64, u64, u64)>, RunError> {
+    let mut trees = Vec::new();
+    for s in store.segments(project.id)? {
+        if s.dynamic {
+            let tree: crate::segment::Node = serde_json::from_value(s.definition)
+                .map_err(|e| AnalyticsError::invalid("condition", e.to_string()))?;
+            trees.push((s.id, tree));
+        }
+    }
+    if trees.is_empty() {
+        return Ok(Vec::new());
+    }
+    let mut out = Vec::new();
+    for (id, members) in evaluate_all(store, project, &trees, now, threads)? {
+        let (entered, exited) = store.update_segment_members(project.id, id, &members, now)?;
+        out.push((id, entered, exited));
+    }
+    Ok(out)
 }

@@ -71,7 +71,9 @@ impl From<StoreError> for ApiError {
     fn from(e: StoreError) -> ApiError {
         match &e {
             StoreError::UnknownProject(_) => ApiError::new(404, e.code(), e.to_string()),
-            StoreError::ProjectExists(_) => ApiError::new(409, e.code(), e.to_string()),
+            StoreError::ProjectExists(_) | StoreError::Conflict(_) => {
+                ApiError::new(409, e.code(), e.to_string())
+            }
             StoreError::InvalidName { .. } => ApiError::new(400, e.code(), e.to_string()),
             StoreError::Unavailable(_) | StoreError::ShuttingDown => {
                 tracing::warn!(error = %e, "storage unavailable");

@@ -539,6 +539,134 @@ pub(crate) async fn segment_preview(
     Ok(Json(result).into_response())
 }
 
+/// `POST /api/projects/{name}/segments` with `{"name", "condition"}` (dynamic) or
+/// `{"name", "persons"}` (static): saves it and records its first members.
+pub(crate) async fn create_segment(
+    State(state): State<Arc<AppState>>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    Path(name): Path<String>,
+    headers: HeaderMap,
+    body: bytes::Bytes,
+) -> Result<Response, ApiError> {
+    check_admin(&state, &headers, peer)?;
+    let project = state.store.project(&name)?;
+    let (id, size) = blocking(&state, "segment", move |s| {
+        lodestar_analytics::jobs::create_segment(
+            &s.store,
+            &project,
+            &body,
+            s.clock.now(),
+            s.analysis_threads,
+        )
+    })
+    .await?;
+    Ok((StatusCode::CREATED, Json(json!({"id": id, "size": size}))).into_response())
+}
+
+/// `GET /api/projects/{name}/segments`: the saved segments with their sizes.
+pub(crate) async fn list_segments(
+    State(state): State<Arc<AppState>>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    Path(name): Path<String>,
+    headers: HeaderMap,
+) -> Result<Response, ApiError> {
+    check_admin(&state, &headers, peer)?;
+    let project = state.store.project(&name)?;
+    Ok(Json(json!({"segments": state.store.segments(project.id)?})).into_response())
+}
+
+/// Query of the segment member list.
+#[derive(Debug, serde::Deserialize)]
+pub(crate) struct MembersQuery {
+    /// Persons with ids above this.
+    after: Option<u64>,
+    /// At most this many (default 1000, at most 100,000).
+    limit: Option<usize>,
+}
+
+/// `GET /api/projects/{name}/segments/{id}/members?after=&limit=`: members, ascending.
+pub(crate) async fn segment_members(
+    State(state): State<Arc<AppState>>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    Path((name, id)): Path<(String, i64)>,
+    Query(q): Query<MembersQuery>,
+    headers: HeaderMap,
+) -> Result<Response, ApiError> {
+    check_admin(&state, &headers, peer)?;
+    let project = state.store.project(&name)?;
+    let members = state.store.segment_members(
+        project.id,
+        id,
+        q.after.unwrap_or(0),
+        q.limit.unwrap_or(1000).min(100_000),
+    )?;
+    Ok(Json(json!({"members": members})).into_response())
+}
+
+/// Query of the segment event stream.
+#[derive(Debug, serde::Deserialize)]
+pub(crate) struct SegmentEventsQuery {
+    /// One segment only.
+    segment: Option<i64>,
+    /// Ids above this.
+    after: Option<i64>,
+    /// At most this many (default 1000, at most 10,000).
+    limit: Option<usize>,
+}
+
+/// `GET /api/projects/{name}/segment_events?segment=&after=&limit=`: `segment entered` /
+/// `segment exited` in order, for journeys to follow.
+pub(crate) async fn segment_events(
+    State(state): State<Arc<AppState>>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    Path(name): Path<String>,
+    Query(q): Query<SegmentEventsQuery>,
+    headers: HeaderMap,
+) -> Result<Response, ApiError> {
+    check_admin(&state, &headers, peer)?;
+    let project = state.store.project(&name)?;
+    let rows = state.store.segment_events(
+        project.id,
+        q.segment,
+        q.after.unwrap_or(0),
+        q.limit.unwrap_or(1000).min(10_000),
+    )?;
+    let rows: Vec<_> = rows
+        .iter()
+        .map(|r| {
+            json!({"id": r.id, "segment": r.segment, "person": r.person, "at": r.at,
+                   "event": if r.entered { "segment entered" } else { "segment exited" }})
+        })
+        .collect();
+    Ok(Json(json!({"segment_events": rows})).into_response())
+}
+
+/// `POST /api/projects/{name}/segments/refresh`: re-evaluates every dynamic segment now
+/// instead of at the next hourly tick.
+pub(crate) async fn refresh_segments(
+    State(state): State<Arc<AppState>>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    Path(name): Path<String>,
+    headers: HeaderMap,
+) -> Result<Response, ApiError> {
+    check_admin(&state, &headers, peer)?;
+    let project = state.store.project(&name)?;
+    let results = blocking(&state, "segment refresh", move |s| {
+        lodestar_analytics::jobs::refresh_segments(
+            &s.store,
+            &project,
+            s.clock.now(),
+            s.analysis_threads,
+        )
+    })
+    .await?;
+    let results: Vec<_> = results
+        .iter()
+        .map(|(id, entered, exited)| json!({"segment": id, "entered": entered, "exited": exited}))
+        .collect();
+    Ok(Json(json!({"segments": results})).into_response())
+}
+
 /// `GET /api/projects/{name}/settings`: the project's time zone and default parameters per
 /// analysis.
 pub(crate) async fn get_settings(

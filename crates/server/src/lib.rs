@@ -106,8 +106,8 @@ impl AppState {
     }
 }
 
-/// Every hour, records each project's lifecycle stage changes for the days that ended since
-/// the last time (see [`lodestar_analytics::jobs::emit_stage_changes`]). Failures are logged and retried on
+/// Every hour, re-evaluates each project's dynamic segments and records its lifecycle stage
+/// changes for the days that ended since the last time (see [`lodestar_analytics::jobs::emit_stage_changes`]). Failures are logged and retried on
 /// the next tick.
 async fn record_derived(state: Arc<AppState>) {
     let mut tick = tokio::time::interval(std::time::Duration::from_secs(3600));
@@ -131,6 +131,21 @@ async fn record_derived(state: Arc<AppState>) {
                     }
                     Err(e) => {
                         tracing::warn!(project = %project.name, error = %e, "stage changes not recorded")
+                    }
+                }
+                match lodestar_analytics::jobs::refresh_segments(
+                    &state.store,
+                    &project,
+                    now,
+                    state.analysis_threads,
+                ) {
+                    Ok(results) => {
+                        for (segment, entered, exited) in results {
+                            tracing::info!(project = %project.name, segment, entered, exited, "segment refreshed");
+                        }
+                    }
+                    Err(e) => {
+                        tracing::warn!(project = %project.name, error = %e, "segments not refreshed")
                     }
                 }
             }
@@ -165,6 +180,22 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route(
             "/api/projects/{name}/segments/preview",
             post(handlers::segment_preview),
+        )
+        .route(
+            "/api/projects/{name}/segments",
+            get(handlers::list_segments).post(handlers::create_segment),
+        )
+        .route(
+            "/api/projects/{name}/segments/refresh",
+            post(handlers::refresh_segments),
+        )
+        .route(
+            "/api/projects/{name}/segments/{id}/members",
+            get(handlers::segment_members),
+        )
+        .route(
+            "/api/projects/{name}/segment_events",
+            get(handlers::segment_events),
         )
         .route(
             "/api/projects/{name}/persons/{person}/scores",

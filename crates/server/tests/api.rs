@@ -418,6 +418,69 @@ async fn analyses_answer_json_and_name_bad_fields() {
         (StatusCode::BAD_REQUEST, Some("user_id"))
     );
 
+    // A saved segment: its first members are entries; a refresh with nothing changed adds none.
+    let buyers = json!({"name": "buyers", "condition": {"type": "did", "event": "buy"}});
+    let (status, created) = call(
+        &app,
+        post("/api/projects/shop/segments", None, buyers.to_string()),
+        "127.0.0.1:1",
+    )
+    .await;
+    assert_eq!(
+        (status, created["size"].as_u64()),
+        (StatusCode::CREATED, Some(1)),
+        "{created}"
+    );
+    let seg = created["id"].as_i64().unwrap();
+    let (_, list) = call(&app, get("/api/projects/shop/segments"), "127.0.0.1:1").await;
+    assert_eq!(list["segments"][0]["size"], 1);
+    let (_, members) = call(
+        &app,
+        get(&format!("/api/projects/shop/segments/{seg}/members")),
+        "127.0.0.1:1",
+    )
+    .await;
+    assert_eq!(members["members"], json!([id]));
+    let (_, refreshed) = call(
+        &app,
+        Request::post("/api/projects/shop/segments/refresh")
+            .body(Body::empty())
+            .unwrap(),
+        "127.0.0.1:1",
+    )
+    .await;
+    assert_eq!(refreshed["segments"][0]["entered"], 0);
+    let (_, ev) = call(
+        &app,
+        get("/api/projects/shop/segment_events"),
+        "127.0.0.1:1",
+    )
+    .await;
+    let ev = ev["segment_events"].as_array().unwrap();
+    assert_eq!(ev.len(), 1);
+    assert_eq!(
+        (ev[0]["event"].as_str(), ev[0]["person"].as_u64()),
+        (Some("segment entered"), Some(id))
+    );
+    let (status, _) = call(
+        &app,
+        post("/api/projects/shop/segments", None, buyers.to_string()),
+        "127.0.0.1:1",
+    )
+    .await;
+    assert_eq!(status, StatusCode::CONFLICT);
+    let bad = json!({"name": "x", "condition": {"type": "or", "any": []}});
+    let (status, e) = call(
+        &app,
+        post("/api/projects/shop/segments", None, bad.to_string()),
+        "127.0.0.1:1",
+    )
+    .await;
+    assert_eq!(
+        (status, e["field"].as_str()),
+        (StatusCode::BAD_REQUEST, Some("any"))
+    );
+
     for (bad, field) in [
         (json!({"timezone": "Mars/Olympus"}), "timezone"),
         (

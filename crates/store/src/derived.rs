@@ -46,7 +46,214 @@ CREATE TABLE IF NOT EXISTS model_scores (
     churn_risk REAL,
     PRIMARY KEY (person, fit)
 ) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS segments (
+    id INTEGER PRIMARY KEY,
+    name TEXT NOT NULL UNIQUE,
+    dynamic INTEGER NOT NULL,
+    definition TEXT NOT NULL,
+    created_at INTEGER NOT NULL,
+    evaluated_at INTEGER
+);
+CREATE TABLE IF NOT EXISTS segment_members (
+    segment INTEGER NOT NULL,
+    person INTEGER NOT NULL,
+    since INTEGER NOT NULL,
+    PRIMARY KEY (segment, person)
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS segment_events (
+    id INTEGER PRIMARY KEY,
+    segment INTEGER NOT NULL,
+    person INTEGER NOT NULL,
+    at INTEGER NOT NULL,
+    entered INTEGER NOT NULL
+);
 "#;
+
+/// A saved segment.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct SegmentRow {
+    /// Its id.
+    pub id: i64,
+    /// Its unique name.
+    pub name: String,
+    /// Re-evaluated as data change (else a fixed list of persons).
+    pub dynamic: bool,
+    /// The condition tree (dynamic) or the person list (static), as saved.
+    pub definition: serde_json::Value,
+    /// When it was saved.
+    pub created_at: Timestamp,
+    /// When its membership was last brought up to date.
+    pub evaluated_at: Option<Timestamp>,
+    /// Members now.
+    pub size: u64,
+}
+
+/// A person entering or leaving a segment.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct SegmentEventRow {
+    /// Position in the stream (ascending).
+    pub id: i64,
+    /// The segment.
+    pub segment: i64,
+    /// Canonical person.
+    pub person: u64,
+    /// When the evaluation saw it.
+    pub at: Timestamp,
+    /// `segment entered` (true) or `segment exited` (false).
+    pub entered: bool,
+}
+
+/// Saves a segment; an error if the name is taken.
+pub(crate) fn create_segment(
+    dir: &Path,
+    name: &str,
+    dynamic: bool,
+    definition: &serde_json::Value,
+    at: Timestamp,
+) -> Result<i64> {
+    let conn = open(dir)?;
+    conn.execute(
+        "INSERT INTO segments (name, dynamic, definition, created_at) VALUES (?1, ?2, ?3, ?4)",
+        params![name, dynamic, definition.to_string(), at.millis()],
+    )
+    .map_err(|e| match e {
+        rusqlite::Error::SqliteFailure(f, _)
+            if f.code == rusqlite::ErrorCode::ConstraintViolation =>
+        {
+            crate::StoreError::Conflict(format!("a segment named {name:?} exists"))
+        }
+        other => other.into(),
+    })?;
+    Ok(conn.last_insert_rowid())
+}
+
+/// Every saved segment with its size.
+pub(crate) fn segments(dir: &Path) -> Result<Vec<SegmentRow>> {
+    let conn = open(dir)?;
+    let mut stmt = conn.prepare(
+        "SELECT s.id, s.name, s.dynamic, s.definition, s.created_at, s.evaluated_at,
+                (SELECT count(*) FROM segment_members m WHERE m.segment = s.id)
+         FROM segments s ORDER BY s.id",
+    )?;
+    let rows = stmt.query_map([], |r| {
+        let definition: String = r.get(3)?;
+        Ok(SegmentRow {
+            id: r.get(0)?,
+            name: r.get(1)?,
+            dynamic: r.get(2)?,
+            definition: serde_json::from_str(&definition).unwrap_or(serde_json::Value::Null),
+            created_at: Timestamp(r.get(4)?),
+            evaluated_at: r.get::<_, Option<i64>>(5)?.map(Timestamp),
+            size: r.get::<_, i64>(6)? as u64,
+        })
+    })?;
+    Ok(rows.collect::<std::result::Result<_, _>>()?)
+}
+
+/// Brings a segment's membership to `members` (ascending, distinct) as of `at`, recording an
+/// entry for each newcomer and an exit for each leaver, all in one transaction (so each
+/// crossing is recorded once, whatever crashes or restarts come between evaluations).
+/// Returns (entered, exited).
+pub(crate) fn update_members(
+    dir: &Path,
+    segment: i64,
+    members: &[u64],
+    at: Timestamp,
+) -> Result<(u64, u64)> {
+    let mut conn = open(dir)?;
+    let tx = conn.transaction()?;
+    let current: Vec<u64> = {
+        let mut stmt =
+            tx.prepare("SELECT person FROM segment_members WHERE segment = ?1 ORDER BY person")?;
+        let rows = stmt.query_map(params![segment], |r| r.get::<_, i64>(0))?;
+        rows.map(|r| r.map(|p| p as u64))
+            .collect::<std::result::Result<_, _>>()?
+    };
+    let (mut entered, mut exited) = (0u64, 0u64);
+    {
+        let mut add =
+            tx.prepare("INSERT INTO segment_members (segment, person, since) VALUES (?1, ?2, ?3)")?;
+        let mut remove =
+            tx.prepare("DELETE FROM segment_members WHERE segment = ?1 AND person = ?2")?;
+        let mut event = tx.prepare(
+            "INSERT INTO segment_events (segment, person, at, entered) VALUES (?1, ?2, ?3, ?4)",
+        )?;
+        // Both lists are sorted: one walk finds the newcomers and the leavers.
+        let (mut i, mut j) = (0, 0);
+        while i < current.len() || j < members.len() {
+            let (old, new) = (current.get(i), members.get(j));
+            match (old, new) {
+                (Some(o), Some(n)) if o == n => {
+                    i += 1;
+                    j += 1;
+                }
+                (Some(&o), n) if n.is_none_or(|&n| o < n) => {
+                    remove.execute(params![segment, o as i64])?;
+                    event.execute(params![segment, o as i64, at.millis(), false])?;
+                    exited += 1;
+                    i += 1;
+                }
+                (_, Some(&n)) => {
+                    add.execute(params![segment, n as i64, at.millis()])?;
+                    event.execute(params![segment, n as i64, at.millis(), true])?;
+                    entered += 1;
+                    j += 1;
+                }
+                (_, None) => break,
+            }
+        }
+    }
+    tx.execute(
+        "UPDATE segments SET evaluated_at = ?2 WHERE id = ?1",
+        params![segment, at.millis()],
+    )?;
+    tx.commit()?;
+    Ok((entered, exited))
+}
+
+/// A segment's members, ascending, from `after`.
+pub(crate) fn segment_members(
+    dir: &Path,
+    segment: i64,
+    after: u64,
+    limit: usize,
+) -> Result<Vec<u64>> {
+    let conn = open(dir)?;
+    let mut stmt = conn.prepare(
+        "SELECT person FROM segment_members WHERE segment = ?1 AND person > ?2
+         ORDER BY person LIMIT ?3",
+    )?;
+    let rows = stmt.query_map(params![segment, after as i64, limit as i64], |r| {
+        r.get::<_, i64>(0)
+    })?;
+    Ok(rows
+        .map(|r| r.map(|p| p as u64))
+        .collect::<std::result::Result<_, _>>()?)
+}
+
+/// Entries and exits with ids above `after`, in order (of one segment, or all).
+pub(crate) fn segment_events(
+    dir: &Path,
+    segment: Option<i64>,
+    after: i64,
+    limit: usize,
+) -> Result<Vec<SegmentEventRow>> {
+    let conn = open(dir)?;
+    let mut stmt = conn.prepare(
+        "SELECT id, segment, person, at, entered FROM segment_events
+         WHERE id > ?1 AND (?2 IS NULL OR segment = ?2) ORDER BY id LIMIT ?3",
+    )?;
+    let rows = stmt.query_map(params![after, segment, limit as i64], |r| {
+        Ok(SegmentEventRow {
+            id: r.get(0)?,
+            segment: r.get(1)?,
+            person: r.get::<_, i64>(2)? as u64,
+            at: Timestamp(r.get(3)?),
+            entered: r.get(4)?,
+        })
+    })?;
+    Ok(rows.collect::<std::result::Result<_, _>>()?)
+}
 
 /// A fitted model as kept: a version (its id), its data window and what the fit found.
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -291,6 +498,57 @@ pub(crate) fn stage_changes(dir: &Path, after: i64, limit: usize) -> Result<Vec<
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn membership_changes_are_recorded_once_each() {
+        let dir = tempfile::tempdir().unwrap();
+        let d = dir.path();
+        let seg = create_segment(
+            d,
+            "vip",
+            true,
+            &serde_json::json!({"type": "x"}),
+            Timestamp(1),
+        )
+        .unwrap();
+        assert!(create_segment(d, "vip", true, &serde_json::json!({}), Timestamp(1)).is_err());
+        assert_eq!(
+            update_members(d, seg, &[1, 3, 5], Timestamp(10)).unwrap(),
+            (3, 0)
+        );
+        assert_eq!(
+            update_members(d, seg, &[1, 3, 5], Timestamp(20)).unwrap(),
+            (0, 0)
+        );
+        assert_eq!(
+            update_members(d, seg, &[3, 4, 5, 9], Timestamp(30)).unwrap(),
+            (2, 1)
+        );
+        assert_eq!(segment_members(d, seg, 0, 10).unwrap(), vec![3, 4, 5, 9]);
+        assert_eq!(segment_members(d, seg, 4, 2).unwrap(), vec![5, 9]);
+        let events = segment_events(d, Some(seg), 0, 100).unwrap();
+        let got: Vec<(u64, i64, bool)> = events
+            .iter()
+            .map(|e| (e.person, e.at.millis(), e.entered))
+            .collect();
+        assert_eq!(
+            got,
+            vec![
+                (1, 10, true),
+                (3, 10, true),
+                (5, 10, true),
+                (1, 30, false),
+                (4, 30, true),
+                (9, 30, true)
+            ]
+        );
+        let list = segments(d).unwrap();
+        assert_eq!(
+            (list[0].size, list[0].evaluated_at),
+            (4, Some(Timestamp(30)))
+        );
+        assert_eq!(segment_events(d, Some(seg + 1), 0, 100).unwrap().len(), 0);
+    }
 
     #[test]
     fn fits_are_versioned_and_scores_found_by_person() {

@@ -12,6 +12,9 @@ pub enum StoreError {
     /// A project with that name exists already.
     #[error("a project named {0:?} exists already")]
     ProjectExists(String),
+    /// Something of that name exists already (a segment).
+    #[error("{0}")]
+    Conflict(String),
     /// The name does not follow the naming rule.
     #[error("invalid project name {name:?}: {reason}")]
     InvalidName {
@@ -59,6 +62,7 @@ impl StoreError {
         match self {
             StoreError::UnknownProject(_) => "unknown_project",
             StoreError::ProjectExists(_) => "project_exists",
+            StoreError::Conflict(_) => "conflict",
             StoreError::InvalidName { .. } => "invalid_name",
             StoreError::Unavailable(_) => "storage_unavailable",
             StoreError::ShuttingDown => "shutting_down",

@@ -35,7 +35,7 @@ use lodestar_core::{Clock, Message, PersonId, ProjectId, Timestamp};
 
 pub use catalog::{ProjectInfo, ProjectSettings, check_project_name};
 pub use config::StoreConfig;
-pub use derived::{ModelFitRow, PersonScore, StageChangeRow};
+pub use derived::{ModelFitRow, PersonScore, SegmentEventRow, SegmentRow, StageChangeRow};
 pub use error::{Result, StoreError};
 pub use manifest::{Manifest, PartEntry};
 pub use metrics::{Histogram, LATENCY_BUCKETS, StoreMetrics};
@@ -222,6 +222,58 @@ impl Store {
     /// A project's fitted models, newest first.
     pub fn model_fits(&self, project: ProjectId) -> Result<Vec<ModelFitRow>> {
         derived::model_fits(&self.project_dir(project))
+    }
+
+    /// Saves a segment (dynamic: `definition` is its condition tree; static: its persons);
+    /// returns its id.
+    pub fn create_segment(
+        &self,
+        project: ProjectId,
+        name: &str,
+        dynamic: bool,
+        definition: &serde_json::Value,
+        at: Timestamp,
+    ) -> Result<i64> {
+        derived::create_segment(&self.project_dir(project), name, dynamic, definition, at)
+    }
+
+    /// Every saved segment with its size.
+    pub fn segments(&self, project: ProjectId) -> Result<Vec<SegmentRow>> {
+        derived::segments(&self.project_dir(project))
+    }
+
+    /// Brings a segment's membership to `members` (ascending, distinct), recording each entry
+    /// and exit once. Returns (entered, exited).
+    pub fn update_segment_members(
+        &self,
+        project: ProjectId,
+        segment: i64,
+        members: &[u64],
+        at: Timestamp,
+    ) -> Result<(u64, u64)> {
+        derived::update_members(&self.project_dir(project), segment, members, at)
+    }
+
+    /// A segment's members above `after`, ascending.
+    pub fn segment_members(
+        &self,
+        project: ProjectId,
+        segment: i64,
+        after: u64,
+        limit: usize,
+    ) -> Result<Vec<u64>> {
+        derived::segment_members(&self.project_dir(project), segment, after, limit)
+    }
+
+    /// Segment entries and exits with ids above `after`, in order.
+    pub fn segment_events(
+        &self,
+        project: ProjectId,
+        segment: Option<i64>,
+        after: i64,
+        limit: usize,
+    ) -> Result<Vec<SegmentEventRow>> {
+        derived::segment_events(&self.project_dir(project), segment, after, limit)
     }
 
     /// Every person's scores from the newest customer-value fit and the newest churn fit.

@@ -1,0 +1,180 @@
+//! Saved segments on a real store: a person crossing a boundary — a purchase, time passing, a
+//! model rescore — enters or exits exactly once, the event recorded once, across restarts.
+
+use std::sync::Arc;
+
+use lodestar_analytics::jobs::{create_segment, refresh_segments};
+use lodestar_core::{FixedClock, JsonMap, Message, MessageKind, ProjectId, Timestamp};
+use lodestar_store::{
+    AppendBatch, EventStore, ModelFitRow, PersonScore, ProjectInfo, Store, StoreConfig,
+};
+
+const DAY: i64 = 86_400_000;
+const T0: i64 = 1_700_000_000_000;
+
+fn open(dir: &std::path::Path) -> Arc<Store> {
+    Store::open(
+        StoreConfig {
+            data_dir: dir.to_path_buf(),
+            maintenance_interval_ms: 0,
+            ..StoreConfig::default()
+        },
+        Arc::new(FixedClock::new(Timestamp(T0))),
+    )
+    .unwrap()
+}
+
+fn buy(store: &Store, project: ProjectId, id: &str, user: &str, ts: i64) {
+    let m = Message {
+        message_id: id.into(),
+        kind: MessageKind::Track,
+        event: Some("Order Completed".into()),
+        user_id: Some(user.into()),
+        anonymous_id: None,
+        previous_id: None,
+        group_id: None,
+        category: None,
+        timestamp: Timestamp(ts),
+        original_timestamp: None,
+        sent_at: None,
+        received_at: Timestamp(ts),
+        properties: JsonMap::new(),
+        traits: JsonMap::new(),
+        set_once: JsonMap::new(),
+        context: JsonMap::new(),
+        integrations: JsonMap::new(),
+        channel: None,
+    };
+    store
+        .append(
+            project,
+            AppendBatch {
+                messages: vec![m],
+                ..Default::default()
+            },
+        )
+        .unwrap()
+        .wait_blocking()
+        .unwrap();
+}
+
+fn events(store: &Store, project: &ProjectInfo, segment: i64) -> Vec<(u64, bool)> {
+    store
+        .segment_events(project.id, Some(segment), 0, 100)
+        .unwrap()
+        .iter()
+        .map(|e| (e.person, e.entered))
+        .collect()
+}
+
+#[test]
+fn boundaries_are_crossed_once_each_across_restarts() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = open(dir.path());
+    let (project, _) = store.create_project("shop").unwrap();
+    buy(&store, project.id, "m1", "u1", T0);
+    buy(&store, project.id, "m2", "u2", T0);
+    let repeat = serde_json::json!({"name": "repeat buyers", "condition":
+        {"type": "did", "event": "Order Completed", "min": 2, "days": 30}});
+    let (seg, size) = create_segment(
+        &store,
+        &project,
+        repeat.to_string().as_bytes(),
+        Timestamp(T0 + DAY),
+        2,
+    )
+    .unwrap();
+    assert_eq!(size, 0);
+    let u1 = store
+        .find_profile(project.id, Some("u1"), None, None)
+        .unwrap()
+        .unwrap()
+        .person
+        .0;
+
+    // A purchase: u1 enters, once.
+    buy(&store, project.id, "m3", "u1", T0 + 2 * DAY);
+    let now = Timestamp(T0 + 3 * DAY);
+    assert_eq!(
+        refresh_segments(&store, &project, now, 2).unwrap(),
+        vec![(seg, 1, 0)]
+    );
+    assert_eq!(
+        refresh_segments(&store, &project, now, 2).unwrap(),
+        vec![(seg, 0, 0)]
+    );
+    assert_eq!(events(&store, &project, seg), vec![(u1, true)]);
+
+    // A restart changes nothing.
+    store.shutdown();
+    drop(store);
+    let store = open(dir.path());
+    let project = store.project("shop").unwrap();
+    assert_eq!(
+        refresh_segments(&store, &project, now, 1).unwrap(),
+        vec![(seg, 0, 0)]
+    );
+    assert_eq!(
+        store.segment_members(project.id, seg, 0, 10).unwrap(),
+        vec![u1]
+    );
+
+    // Time passes: the first purchase leaves the 30-day window; u1 exits, once.
+    let later = Timestamp(T0 + 31 * DAY);
+    assert_eq!(
+        refresh_segments(&store, &project, later, 2).unwrap(),
+        vec![(seg, 0, 1)]
+    );
+    assert_eq!(
+        refresh_segments(&store, &project, later, 2).unwrap(),
+        vec![(seg, 0, 0)]
+    );
+    assert_eq!(events(&store, &project, seg), vec![(u1, true), (u1, false)]);
+
+    // A model rescore: u1's CLV crosses 500 up, then down.
+    let valuable = serde_json::json!({"name": "valuable", "condition":
+        {"type": "score", "score": "clv", "op": "gt", "value": 500}});
+    let (vseg, size) =
+        create_segment(&store, &project, valuable.to_string().as_bytes(), later, 2).unwrap();
+    assert_eq!(size, 0);
+    let fit = |clv: f64| {
+        let row = ModelFitRow {
+            id: 0,
+            created_at: later,
+            model: "bg_nbd".into(),
+            window_from: "2023-11-01".into(),
+            window_to: "2023-12-01".into(),
+            spec: serde_json::json!({}),
+            summary: serde_json::json!({}),
+        };
+        let score = PersonScore {
+            person: u1,
+            clv: Some(clv),
+            ..PersonScore::default()
+        };
+        store.record_model_fit(project.id, &row, &[score]).unwrap();
+    };
+    fit(900.0);
+    let results = refresh_segments(&store, &project, later, 2).unwrap();
+    assert!(results.contains(&(vseg, 1, 0)), "{results:?}");
+    fit(100.0);
+    let results = refresh_segments(&store, &project, later, 2).unwrap();
+    assert!(results.contains(&(vseg, 0, 1)), "{results:?}");
+    assert_eq!(
+        events(&store, &project, vseg),
+        vec![(u1, true), (u1, false)]
+    );
+
+    // Static segments keep their list; names are unique.
+    let fixed = serde_json::json!({"name": "pilot", "persons": [u1, u1, 999]});
+    let (sseg, size) =
+        create_segment(&store, &project, fixed.to_string().as_bytes(), later, 1).unwrap();
+    assert_eq!(size, 2);
+    refresh_segments(&store, &project, later, 1).unwrap();
+    assert_eq!(
+        store.segment_members(project.id, sseg, 0, 10).unwrap(),
+        vec![u1, 999]
+    );
+    let again = create_segment(&store, &project, fixed.to_string().as_bytes(), later, 1);
+    assert!(again.unwrap_err().to_string().contains("exists"));
+}
