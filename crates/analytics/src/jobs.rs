@@ -1,7 +1,9 @@
-//! Jobs that keep a project's derived data (`lodestar_store` keeps it in `derived.db`):
-//! recording each ended day's lifecycle stage changes, and fitting the customer-value and
-//! churn models as new versions with every person's scores. The server runs them on a timer
-//! or on request, the command line on request; the clock's `now` is passed in.
+//! Jobs over a whole project that keep its derived data (`lodestar_store` keeps it in
+//! `derived.db`) or read across it: recording each ended day's lifecycle stage changes;
+//! fitting the customer-value and churn models as new versions with every person's scores;
+//! saving segments and re-evaluating the dynamic ones; a person's view; a segment's preview.
+//! The server runs them on a timer or on request, the command line on request; the clock's
+//! `now` is passed in.
 
 use lodestar_core::Timestamp;
 use lodestar_store::{PersonScore, Profile, ProjectInfo, ProjectSettings, Store};
@@ -54,7 +56,7 @@ pub struct PersonView {
     pub stage_zh: Option<String>,
     /// Events stored for the person (all of their ids).
     pub events: u64,
-    /// First and last event time, ms.
+    /// First event time, ms.
     pub first_seen: Option<i64>,
     /// Last event time, ms.
     pub last_seen: Option<i64>,
