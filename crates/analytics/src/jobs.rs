@@ -334,18 +334,15 @@ pub fn segment_preview(
     Ok(crate::segment::segment(&source, &facts, &q)?)
 }
 
-/// Every person's traits and newest model scores, as segments test them.
-fn segment_facts(
+/// Every scored person's newest model scores by name (`clv`, `p_alive`, `expected_purchases`,
+/// `p_purchase`, `churn_risk`), from the newest customer-value and churn fits.
+pub fn scores_by_person(
     store: &Store,
     project: &ProjectInfo,
-) -> Result<std::collections::HashMap<u64, crate::segment::PersonFacts>, RunError> {
-    let mut facts: std::collections::HashMap<u64, crate::segment::PersonFacts> = Default::default();
-    lodestar_store::EventStore::for_each_profile(store, project.id, &mut |p| {
-        facts.entry(p.person.0).or_default().traits = p.traits;
-        Ok(())
-    })?;
+) -> Result<std::collections::HashMap<u64, lodestar_core::JsonMap>, RunError> {
+    let mut out: std::collections::HashMap<u64, lodestar_core::JsonMap> = Default::default();
     for s in store.latest_scores(project.id)? {
-        let scores = &mut facts.entry(s.person).or_default().scores;
+        let scores = out.entry(s.person).or_default();
         for (name, v) in [
             ("clv", s.clv),
             ("p_alive", s.p_alive),
@@ -357,6 +354,22 @@ fn segment_facts(
                 scores.insert(name.into(), serde_json::json!(v));
             }
         }
+    }
+    Ok(out)
+}
+
+/// Every person's traits and newest model scores, as segments test them.
+fn segment_facts(
+    store: &Store,
+    project: &ProjectInfo,
+) -> Result<std::collections::HashMap<u64, crate::segment::PersonFacts>, RunError> {
+    let mut facts: std::collections::HashMap<u64, crate::segment::PersonFacts> = Default::default();
+    lodestar_store::EventStore::for_each_profile(store, project.id, &mut |p| {
+        facts.entry(p.person.0).or_default().traits = p.traits;
+        Ok(())
+    })?;
+    for (person, scores) in scores_by_person(store, project)? {
+        facts.entry(person).or_default().scores = scores;
     }
     Ok(facts)
 }

@@ -384,7 +384,13 @@ pub fn export(
     project: &str,
     format: FileFormat,
     out: &Path,
+    segment: Option<i64>,
+    attributes: &[String],
 ) -> anyhow::Result<ExitCode> {
+    anyhow::ensure!(
+        (what == ExportWhat::Segment) == segment.is_some(),
+        "--segment goes with `export segment`, and only there / --segment 仅用于 export segment"
+    );
     let store = open_store(&config)?;
     let info = store.project(project)?;
     let tmp = out.with_extension("partial");
@@ -400,6 +406,17 @@ pub fn export(
         }
         ExportWhat::Warnings => {
             lodestar_io::export_warnings(&*store, info.id, io_format(format), &mut writer)?
+        }
+        ExportWhat::Segment => {
+            let id = segment.expect("checked above");
+            let members = store.segment_members(info.id, id, 0, usize::MAX)?;
+            let extra = lodestar_analytics::jobs::scores_by_person(&store, &info)?;
+            let export = lodestar_io::SegmentExport {
+                members: &members,
+                extra: &extra,
+                attributes,
+            };
+            lodestar_io::export_segment(&*store, info.id, &export, io_format(format), &mut writer)?
         }
     };
     let file = writer

@@ -79,6 +79,12 @@ enum Command {
         /// Output file. 输出文件
         #[arg(long)]
         out: PathBuf,
+        /// `segment` only: the segment's id. 分群编号
+        #[arg(long)]
+        segment: Option<i64>,
+        /// `segment` only: traits or scores (clv, p_alive, churn_risk …) to add as columns, comma-separated. 导出属性
+        #[arg(long, value_delimiter = ',')]
+        attributes: Vec<String>,
     },
     /// Show a project's ingestion warnings and quarantined events. 查看采集告警与隔离事件
     Warnings {
@@ -195,6 +201,8 @@ pub enum ExportWhat {
     Profiles,
     /// The ingestion warnings and quarantine.
     Warnings,
+    /// A segment's members with chosen attributes (CSV or JSONL).
+    Segment,
 }
 
 fn main() -> std::process::ExitCode {
@@ -248,7 +256,9 @@ fn main() -> std::process::ExitCode {
             project,
             format,
             out,
-        } => commands::export(config, what, &project, format, &out),
+            segment,
+            attributes,
+        } => commands::export(config, what, &project, format, &out, segment, &attributes),
         Command::Warnings { project, limit } => commands::warnings(config, &project, limit),
         Command::Demo(args) => demo::run(config, args),
         Command::Report { report } => report::run(config, report),

@@ -31,7 +31,9 @@ pub mod import;
 use std::path::Path;
 
 pub use error::IoError;
-pub use export::{ExportSummary, export_events, export_profiles, export_warnings};
+pub use export::{
+    ExportSummary, SegmentExport, export_events, export_profiles, export_segment, export_warnings,
+};
 pub use import::{
     ColumnHints, Delimiter, ImportOptions, ImportSummary, OrdersMapping, Progress, RowProblem,
     import_file,

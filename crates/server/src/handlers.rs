@@ -641,6 +641,76 @@ pub(crate) async fn segment_events(
     Ok(Json(json!({"segment_events": rows})).into_response())
 }
 
+/// Query of a segment export.
+#[derive(Debug, serde::Deserialize)]
+pub(crate) struct ExportQuery {
+    /// `csv` or `jsonl` (default).
+    format: Option<String>,
+    /// Traits or scores as columns, comma-separated.
+    attributes: Option<String>,
+}
+
+/// `GET /api/projects/{name}/segments/{id}/export?format=csv|jsonl&attributes=plan,clv`: the
+/// members with the chosen traits and scores.
+pub(crate) async fn export_segment(
+    State(state): State<Arc<AppState>>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    Path((name, id)): Path<(String, i64)>,
+    Query(q): Query<ExportQuery>,
+    headers: HeaderMap,
+) -> Result<Response, ApiError> {
+    check_admin(&state, &headers, peer)?;
+    let project = state.store.project(&name)?;
+    let (format, content_type) = match q.format.as_deref() {
+        None | Some("jsonl") => (lodestar_io::Format::Jsonl, "application/x-ndjson"),
+        Some("csv") => (lodestar_io::Format::Csv, "text/csv; charset=utf-8"),
+        Some(other) => {
+            return Err(ApiError {
+                field: Some("format".into()),
+                ..ApiError::new(
+                    400,
+                    "invalid_parameter",
+                    format!("{other:?} is not one of csv, jsonl"),
+                )
+            });
+        }
+    };
+    let attributes: Vec<String> = q
+        .attributes
+        .unwrap_or_default()
+        .split(',')
+        .map(str::trim)
+        .filter(|a| !a.is_empty())
+        .map(String::from)
+        .collect();
+    let body = blocking(
+        &state,
+        "segment export",
+        move |s| -> Result<Vec<u8>, ApiError> {
+            if !s.store.segments(project.id)?.iter().any(|seg| seg.id == id) {
+                return Err(ApiError::new(
+                    404,
+                    "unknown_segment",
+                    format!("no segment {id}"),
+                ));
+            }
+            let members = s.store.segment_members(project.id, id, 0, usize::MAX)?;
+            let extra = lodestar_analytics::jobs::scores_by_person(&s.store, &project)?;
+            let export = lodestar_io::SegmentExport {
+                members: &members,
+                extra: &extra,
+                attributes: &attributes,
+            };
+            let mut out = Vec::new();
+            lodestar_io::export_segment(&*s.store, project.id, &export, format, &mut out)
+                .map_err(|e| ApiError::new(500, "internal", e.to_string()))?;
+            Ok(out)
+        },
+    )
+    .await?;
+    Ok(([(axum::http::header::CONTENT_TYPE, content_type)], body).into_response())
+}
+
 /// `POST /api/projects/{name}/segments/refresh`: re-evaluates every dynamic segment now
 /// instead of at the next hourly tick.
 pub(crate) async fn refresh_segments(

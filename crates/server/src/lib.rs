@@ -194,6 +194,10 @@ pub fn router(state: Arc<AppState>) -> Router {
             get(handlers::segment_members),
         )
         .route(
+            "/api/projects/{name}/segments/{id}/export",
+            get(handlers::export_segment),
+        )
+        .route(
             "/api/projects/{name}/segment_events",
             get(handlers::segment_events),
         )

@@ -53,6 +53,17 @@ fn post(path: &str, auth: Option<&str>, body: impl Into<Body>) -> Request<Body> 
     b.body(body.into()).unwrap()
 }
 
+/// Status and raw body of a loopback request.
+async fn call_raw(app: &axum::Router, req: Request<Body>) -> (StatusCode, String) {
+    let mut req = req;
+    req.extensions_mut()
+        .insert(ConnectInfo("127.0.0.1:1".parse::<SocketAddr>().unwrap()));
+    let res = app.clone().oneshot(req).await.unwrap();
+    let status = res.status();
+    let bytes = res.into_body().collect().await.unwrap().to_bytes();
+    (status, String::from_utf8(bytes.to_vec()).unwrap())
+}
+
 fn put(path: &str, body: impl Into<Body>) -> Request<Body> {
     Request::put(path)
         .header("content-type", "application/json")
@@ -469,6 +480,31 @@ async fn analyses_answer_json_and_name_bad_fields() {
     )
     .await;
     assert_eq!(status, StatusCode::CONFLICT);
+    // Exports: CSV with the chosen attributes (absent ones empty), and JSONL.
+    let (status, csv) = call_raw(
+        &app,
+        get(&format!(
+            "/api/projects/shop/segments/{seg}/export?format=csv&attributes=plan,clv"
+        )),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{csv}");
+    assert_eq!(
+        csv,
+        format!("person_id,user_ids,anonymous_ids,plan,clv\n{id},u1,,,\n")
+    );
+    let (_, jsonl) = call_raw(
+        &app,
+        get(&format!("/api/projects/shop/segments/{seg}/export")),
+    )
+    .await;
+    let line: Value = serde_json::from_str(jsonl.trim()).unwrap();
+    assert_eq!(
+        (line["person_id"].as_u64(), &line["user_ids"]),
+        (Some(id), &json!(["u1"]))
+    );
+    let (status, _) = call_raw(&app, get("/api/projects/shop/segments/999/export")).await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
     let bad = json!({"name": "x", "condition": {"type": "or", "any": []}});
     let (status, e) = call(
         &app,
