@@ -6,8 +6,13 @@
 //! - `trait`: a condition on a person trait (`property`, `op`, `value`, as in
 //!   [`crate::filter`]);
 //! - `did`: the person did `event` at least `min` (default 1) and at most `max` times in the
-//!   last `days` days before now (all their history when absent); with `max: 0`, "did not do X
-//!   in the last D days";
+//!   last `days` days before now (all their history when absent), counting only events whose
+//!   value passes `value` (`{"op", "value"}`) when given; with `max: 0`, "did not do X in the
+//!   last D days";
+//! - `sequence`: did `first`, then `then` at most `within_days` later (both within the last
+//!   `days` days); `then` must come after `first` in the person's event order;
+//! - `regularly`: did `event` at least `min_per_week` times (default 1) in each of the last
+//!   `weeks` weeks (7-day blocks ending now);
 //! - `stage`: the lifecycle stage now (under the project's rules) is one of `in`;
 //! - `score`: a model score of the latest fit — `clv`, `p_alive`, `expected_purchases`,
 //!   `p_purchase` or `churn_risk` — compared (`op`, `value`); persons without that score fail
@@ -73,6 +78,32 @@ pub enum Node {
         /// In the last this many days; all history when absent.
         #[serde(default)]
         days: Option<u32>,
+        /// Only events whose value (revenue, amount, score …) satisfies this comparison.
+        #[serde(default)]
+        value: Option<ValueTest>,
+    },
+    /// Did `first`, then `then` within `within_days` of it (both in the last `days` days).
+    Sequence {
+        /// The first event.
+        first: String,
+        /// The event that must follow.
+        then: String,
+        /// Days the second may come after the first.
+        within_days: u32,
+        /// Only events in the last this many days; all history when absent.
+        #[serde(default)]
+        days: Option<u32>,
+    },
+    /// Did `event` at least `min_per_week` times (default 1) in each of the last `weeks` weeks
+    /// (7-day blocks before now): a habit.
+    Regularly {
+        /// The event.
+        event: String,
+        /// Weeks in a row.
+        weeks: u32,
+        /// Times each week; default 1.
+        #[serde(default)]
+        min_per_week: Option<u32>,
     },
     /// The lifecycle stage now.
     Stage {
@@ -108,6 +139,23 @@ pub enum Node {
         #[serde(default)]
         before_days: Option<u32>,
     },
+}
+
+/// A comparison on an event's value.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ValueTest {
+    /// Comparison.
+    pub op: Op,
+    /// What to compare with.
+    #[serde(default)]
+    pub value: Option<Value>,
+}
+
+impl ValueTest {
+    fn condition(&self) -> Condition {
+        condition("value", self.op, &self.value)
+    }
 }
 
 /// The scores a segment can test.
@@ -168,10 +216,17 @@ impl Node {
                 condition(property, *op, value).check(at)?;
             }
             Node::Did {
-                event, min, max, ..
+                event,
+                min,
+                max,
+                value,
+                ..
             } => {
                 if event.is_empty() {
                     return Err(AnalyticsError::invalid(field("event"), "empty event name"));
+                }
+                if let Some(v) = value {
+                    v.condition().check(&field("value"))?;
                 }
                 if let (Some(lo), Some(hi)) = (min, max)
                     && lo > hi
@@ -180,6 +235,21 @@ impl Node {
                         field("max"),
                         format!("{hi} is below min {lo}"),
                     ));
+                }
+            }
+            Node::Sequence { first, then, .. } => {
+                for (name, e) in [("first", first), ("then", then)] {
+                    if e.is_empty() {
+                        return Err(AnalyticsError::invalid(field(name), "empty event name"));
+                    }
+                }
+            }
+            Node::Regularly { event, weeks, .. } => {
+                if event.is_empty() {
+                    return Err(AnalyticsError::invalid(field("event"), "empty event name"));
+                }
+                if !(1..=520).contains(weeks) {
+                    return Err(AnalyticsError::invalid(field("weeks"), "between 1 and 520"));
                 }
             }
             Node::Stage { any_of } => {
@@ -299,19 +369,72 @@ impl Person<'_> {
                 min,
                 max,
                 days,
+                value,
             } => {
                 let Some(&id) = ids.get(event.as_str()) else {
                     return min.unwrap_or(1) == 0;
                 };
                 let from = days.map_or(i64::MIN, |d| self.now - i64::from(d) * DAY_MS);
-                let n = self
-                    .events
-                    .ts
-                    .iter()
-                    .zip(self.events.names)
-                    .filter(|&(&t, &name)| name == id && t >= from && t < self.now)
+                let test = value.as_ref().map(ValueTest::condition);
+                let ev = &self.events;
+                let n = (0..ev.len())
+                    .filter(|&i| {
+                        let t = ev.ts[i];
+                        ev.names[i] == id
+                            && t >= from
+                            && t < self.now
+                            && test
+                                .as_ref()
+                                .is_none_or(|c| c.holds(&value_map(ev.values[i])))
+                    })
                     .count() as u64;
                 n >= u64::from(min.unwrap_or(1)) && max.is_none_or(|m| n <= u64::from(m))
+            }
+            Node::Sequence {
+                first,
+                then,
+                within_days,
+                days,
+            } => {
+                let (Some(&a), Some(&b)) = (ids.get(first.as_str()), ids.get(then.as_str())) else {
+                    return false;
+                };
+                let from = days.map_or(i64::MIN, |d| self.now - i64::from(d) * DAY_MS);
+                let within = i64::from(*within_days) * DAY_MS;
+                // The latest earlier `first` is the best partner of each `then`.
+                let mut last_first: Option<i64> = None;
+                for (&t, &name) in self.events.ts.iter().zip(self.events.names) {
+                    if t < from || t >= self.now {
+                        continue;
+                    }
+                    if name == b && last_first.is_some_and(|f| t - f <= within) {
+                        return true;
+                    }
+                    if name == a {
+                        last_first = Some(t);
+                    }
+                }
+                false
+            }
+            Node::Regularly {
+                event,
+                weeks,
+                min_per_week,
+            } => {
+                let Some(&id) = ids.get(event.as_str()) else {
+                    return false;
+                };
+                let week = 7 * DAY_MS;
+                let mut counts = vec![0u32; *weeks as usize];
+                for (&t, &name) in self.events.ts.iter().zip(self.events.names) {
+                    if name == id && t < self.now {
+                        let k = (self.now - 1 - t) / week;
+                        if let Some(c) = counts.get_mut(k as usize) {
+                            *c += 1;
+                        }
+                    }
+                }
+                counts.iter().all(|&c| c >= min_per_week.unwrap_or(1))
             }
             Node::Stage { any_of } => self.stage().is_some_and(|s| any_of.contains(&s)),
             Node::Score { score, op, value } => {
@@ -345,6 +468,15 @@ impl Person<'_> {
     }
 }
 
+/// An event's value as the map a [`ValueTest`] reads (`value` absent when the event has none).
+fn value_map(v: f64) -> JsonMap {
+    let mut m = JsonMap::new();
+    if !v.is_nan() {
+        m.insert("value".into(), serde_json::json!(v));
+    }
+    m
+}
+
 fn seen(t: Option<i64>, within: Option<u32>, before: Option<u32>, now: i64) -> bool {
     let Some(t) = t.filter(|&t| t < now) else {
         return false;
@@ -372,7 +504,7 @@ pub fn segment(
         .collect();
     let parts = run_sharded(source, q.threads, |src, shard, shards| {
         let (mut persons, mut members) = (0u64, Vec::new());
-        src.for_each_person(shard, shards, &mut |person, events| {
+        src.for_each_person_with_values(shard, shards, &mut |person, events| {
             persons += 1;
             let p = Person {
                 events,

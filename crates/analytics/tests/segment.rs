@@ -5,7 +5,7 @@ use std::collections::{BTreeSet, HashMap};
 
 use lodestar_analytics::VecSource;
 use lodestar_analytics::filter::Op;
-use lodestar_analytics::segment::{Node, PersonFacts, SegmentQuery, segment};
+use lodestar_analytics::segment::{Node, PersonFacts, SegmentQuery, ValueTest, segment};
 use lodestar_analytics::stages::{Stage, StageRules, stage_at};
 use proptest::prelude::*;
 use serde_json::{Value, json};
@@ -14,13 +14,20 @@ const DAY: i64 = 86_400_000;
 const NOW: i64 = 1_772_323_200_000 + 60 * DAY;
 const NAMES: [&str; 3] = ["A", "B", "Order Completed"];
 
-type Row = (u64, i64, &'static str);
+type Row = (u64, i64, &'static str, f64);
 
 fn rows() -> impl Strategy<Value = Vec<Row>> {
     proptest::collection::vec(
-        // Whole days before now (exactly on window edges), or a millisecond either side.
-        (1u64..25, 1i64..70, -1i64..2, 0usize..3)
-            .prop_map(|(p, d, jitter, n)| (p, NOW - d * DAY + jitter, NAMES[n])),
+        // Whole days before now (exactly on window edges), or a millisecond either side; a
+        // value on some events.
+        (
+            1u64..25,
+            1i64..70,
+            -1i64..2,
+            0usize..3,
+            prop_oneof![Just(f64::NAN), (0u32..5).prop_map(|v| f64::from(v) * 10.0)],
+        )
+            .prop_map(|(p, d, jitter, n, v)| (p, NOW - d * DAY + jitter, NAMES[n], v)),
         0..150,
     )
 }
@@ -70,14 +77,38 @@ fn leaf() -> impl Strategy<Value = Node> {
             0usize..3,
             proptest::option::of(0u32..3),
             proptest::option::of(0u32..4),
-            proptest::option::of(1u32..60)
+            proptest::option::of(1u32..60),
+            proptest::option::of(0u32..5),
         )
-            .prop_map(|(n, min, extra, days)| Node::Did {
+            .prop_map(|(n, min, extra, days, at_least)| Node::Did {
                 event: NAMES[n].into(),
                 min,
                 max: extra.map(|e| min.unwrap_or(1) + e),
                 days,
+                value: at_least.map(|v| ValueTest {
+                    op: Op::Gte,
+                    value: Some(json!(v * 10)),
+                }),
             }),
+        (
+            0usize..3,
+            0usize..3,
+            0u32..10,
+            proptest::option::of(1u32..60)
+        )
+            .prop_map(|(a, b, w, days)| Node::Sequence {
+                first: NAMES[a].into(),
+                then: NAMES[b].into(),
+                within_days: w,
+                days,
+            }),
+        (0usize..3, 1u32..6, proptest::option::of(1u32..3)).prop_map(|(n, weeks, min_per_week)| {
+            Node::Regularly {
+                event: NAMES[n].into(),
+                weeks,
+                min_per_week,
+            }
+        }),
         proptest::sample::subsequence(Stage::ALL.to_vec(), 1..3)
             .prop_map(|any_of| Node::Stage { any_of }),
         (0u32..500).prop_map(|v| Node::Score {
@@ -111,7 +142,12 @@ fn rules() -> StageRules {
 }
 
 /// Straight from the definitions, on one person's rows (time-sorted).
-fn naive(node: &Node, ev: &[(i64, &str)], f: Option<&PersonFacts>, stage: Option<Stage>) -> bool {
+fn naive(
+    node: &Node,
+    ev: &[(i64, &str, f64)],
+    f: Option<&PersonFacts>,
+    stage: Option<Stage>,
+) -> bool {
     let num = |v: &Value| v.as_f64();
     match node {
         Node::And { all } => all.iter().all(|n| naive(n, ev, f, stage)),
@@ -135,16 +171,49 @@ fn naive(node: &Node, ev: &[(i64, &str)], f: Option<&PersonFacts>, stage: Option
             min,
             max,
             days,
+            value,
         } => {
             let mut n = 0u32;
-            for &(t, name) in ev {
+            for &(t, name, v) in ev {
                 let in_window = days.is_none_or(|d| t >= NOW - i64::from(d) * DAY);
-                if name == event && t < NOW && in_window {
+                let passes = value.as_ref().is_none_or(|test| {
+                    !v.is_nan() && v >= num(test.value.as_ref().unwrap()).unwrap()
+                });
+                if name == event && t < NOW && in_window && passes {
                     n += 1;
                 }
             }
             n >= min.unwrap_or(1) && max.is_none_or(|m| n <= m)
         }
+        Node::Sequence {
+            first,
+            then,
+            within_days,
+            days,
+        } => {
+            let ok = |t: i64| t < NOW && days.is_none_or(|d| t >= NOW - i64::from(d) * DAY);
+            (0..ev.len()).any(|i| {
+                (i + 1..ev.len()).any(|j| {
+                    ev[i].1 == first
+                        && ev[j].1 == then
+                        && ok(ev[i].0)
+                        && ok(ev[j].0)
+                        && ev[j].0 - ev[i].0 <= i64::from(*within_days) * DAY
+                })
+            })
+        }
+        Node::Regularly {
+            event,
+            weeks,
+            min_per_week,
+        } => (0..i64::from(*weeks)).all(|k| {
+            let (lo, hi) = (NOW - (k + 1) * 7 * DAY, NOW - k * 7 * DAY);
+            let n = ev
+                .iter()
+                .filter(|e| e.1 == event && e.0 >= lo && e.0 < hi)
+                .count() as u32;
+            n >= min_per_week.unwrap_or(1)
+        }),
         Node::Stage { any_of } => stage.is_some_and(|s| any_of.contains(&s)),
         Node::Score { value, .. } => f
             .and_then(|f| f.scores.get("clv"))
@@ -179,19 +248,19 @@ proptest! {
 
     #[test]
     fn membership_matches_a_naive_evaluator(rows in rows(), facts in facts(), root in tree(), threads in 1usize..4) {
-        let source = VecSource::new(rows.iter().copied());
+        let source = VecSource::with_values(rows.iter().copied());
         let q = SegmentQuery { root: root.clone(), now: NOW, rules: rules(), sample: usize::MAX, threads };
         let got = segment(&source, &facts, &q).unwrap();
-        let mut by_person: std::collections::BTreeMap<u64, Vec<(i64, &str)>> = Default::default();
-        for &(p, t, n) in &rows {
-            by_person.entry(p).or_default().push((t, n));
+        let mut by_person: std::collections::BTreeMap<u64, Vec<(i64, &str, f64)>> = Default::default();
+        for &(p, t, n, v) in &rows {
+            by_person.entry(p).or_default().push((t, n, v));
         }
         let mut want = BTreeSet::new();
         for (p, ev) in by_person.iter_mut() {
             ev.sort_by_key(|e| e.0);
             // The stage leaf uses the stage kernel's own per-person function (itself checked
             // against its definition in tests/kernels.rs).
-            let one = VecSource::new(ev.iter().map(|&(t, n)| (*p, t, n)));
+            let one = VecSource::new(ev.iter().map(|&(t, n, _)| (*p, t, n)));
             let mut stage = None;
             lodestar_analytics::PersonSource::for_each_person(&one, 0, 1, &mut |_, e| {
                 stage = stage_at(&rules(), lodestar_analytics::PersonSource::names(&one), e, NOW);
@@ -236,4 +305,50 @@ fn errors_name_the_node() {
     );
     assert_eq!(check(json!({"type": "last_seen"})), "within_days");
     assert!(serde_json::from_value::<Node>(json!({"type": "astrology"})).is_err());
+}
+
+#[test]
+fn habits_and_sequences_by_hand() {
+    // One event exactly 7 days before now is in the last week: [now − 7 d, now).
+    let rows = vec![
+        (1u64, NOW - 7 * DAY, "A", f64::NAN),
+        (1, NOW - 10 * DAY, "A", f64::NAN),
+        (2, NOW - 3 * DAY, "B", 30.0),
+        (2, NOW - DAY, "Order Completed", f64::NAN),
+    ];
+    let source = VecSource::with_values(rows);
+    let run = |root: Value| {
+        let q = SegmentQuery {
+            root: serde_json::from_value(root).unwrap(),
+            now: NOW,
+            rules: rules(),
+            sample: 10,
+            threads: 1,
+        };
+        segment(&source, &HashMap::new(), &q).unwrap().sample
+    };
+    assert_eq!(
+        run(json!({"type": "regularly", "event": "A", "weeks": 2})),
+        vec![1]
+    );
+    assert_eq!(
+        run(json!({"type": "regularly", "event": "A", "weeks": 3})),
+        Vec::<u64>::new()
+    );
+    assert_eq!(
+        run(json!({"type": "sequence", "first": "B", "then": "Order Completed", "within_days": 2})),
+        vec![2]
+    );
+    assert_eq!(
+        run(json!({"type": "sequence", "first": "B", "then": "Order Completed", "within_days": 1})),
+        Vec::<u64>::new()
+    );
+    assert_eq!(
+        run(json!({"type": "did", "event": "B", "value": {"op": "gte", "value": 30}})),
+        vec![2]
+    );
+    assert_eq!(
+        run(json!({"type": "did", "event": "B", "value": {"op": "gt", "value": 30}})),
+        Vec::<u64>::new()
+    );
 }
