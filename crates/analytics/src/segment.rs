@@ -13,6 +13,9 @@
 //!   `days` days); `then` must come after `first` in the person's event order;
 //! - `regularly`: did `event` at least `min_per_week` times (default 1) in each of the last
 //!   `weeks` weeks (7-day blocks ending now);
+//! - `aggregate`: a computed attribute ([`Aggregate`]: `count`, `sum`, `avg`, `min`, `max`,
+//!   `first`, `last` of the event value, or `days_active`, of `event` in the last `days`)
+//!   compared (`op`, `value`);
 //! - `stage`: the lifecycle stage now (under the project's rules) is one of `in`;
 //! - `score`: a model score of the latest fit — `clv`, `p_alive`, `expected_purchases`,
 //!   `p_purchase` or `churn_risk` — compared (`op`, `value`); persons without that score fail
@@ -105,6 +108,23 @@ pub enum Node {
         #[serde(default)]
         min_per_week: Option<u32>,
     },
+    /// An aggregate of a person's events compared with a value: e.g. the sum of order values
+    /// in the last 30 days above 500.
+    Aggregate {
+        /// The events; any when absent.
+        #[serde(default)]
+        event: Option<String>,
+        /// `count`, `sum`, `avg`, `min`, `max`, `first`, `last` or `days_active`.
+        agg: String,
+        /// In the last this many days; all history when absent.
+        #[serde(default)]
+        days: Option<u32>,
+        /// Comparison.
+        op: Op,
+        /// What to compare with.
+        #[serde(default)]
+        value: Option<Value>,
+    },
     /// The lifecycle stage now.
     Stage {
         /// Stages that match.
@@ -155,6 +175,96 @@ pub struct ValueTest {
 impl ValueTest {
     fn condition(&self) -> Condition {
         condition("value", self.op, &self.value)
+    }
+}
+
+/// How a person's events are summed up — a computed attribute: `count`, `sum`, `avg`,
+/// `min`, `max`, `first` or `last` of the event value (events without one are skipped by the
+/// value aggregates), or `days_active` (distinct 24-hour days before now with the event), over
+/// the events named `event` (any when absent) in the last `days` days (all history when
+/// absent). None when no event qualifies (except `count` and `days_active`, which are 0).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Aggregate {
+    /// The events; any when absent.
+    #[serde(default)]
+    pub event: Option<String>,
+    /// `count`, `sum`, `avg`, `min`, `max`, `first`, `last` or `days_active`.
+    pub agg: String,
+    /// In the last this many days; all history when absent.
+    #[serde(default)]
+    pub days: Option<u32>,
+}
+
+/// The aggregates an [`Aggregate`] may use.
+pub const AGGREGATES: [&str; 8] = [
+    "count",
+    "sum",
+    "avg",
+    "min",
+    "max",
+    "first",
+    "last",
+    "days_active",
+];
+
+impl Aggregate {
+    /// Checks the aggregate; errors name `{at}.agg` and the like.
+    pub fn check(&self, at: &str) -> Result<()> {
+        let field = |f: &str| {
+            if at.is_empty() {
+                f.to_string()
+            } else {
+                format!("{at}.{f}")
+            }
+        };
+        if !AGGREGATES.contains(&self.agg.as_str()) {
+            return Err(AnalyticsError::invalid(
+                field("agg"),
+                format!("{:?} is not one of {}", self.agg, AGGREGATES.join(", ")),
+            ));
+        }
+        if self.event.as_deref() == Some("") {
+            return Err(AnalyticsError::invalid(field("event"), "empty event name"));
+        }
+        Ok(())
+    }
+
+    /// The aggregate of `ev` (names from `names`) before `now`.
+    pub fn of(&self, ev: Events<'_>, names: &[String], now: i64) -> Option<f64> {
+        let id = match &self.event {
+            Some(e) => Some(names.iter().position(|n| n == e)? as u32),
+            None => None,
+        };
+        let from = self.days.map_or(i64::MIN, |d| now - i64::from(d) * DAY_MS);
+        let picked = (0..ev.len()).filter(|&i| {
+            ev.ts[i] >= from && ev.ts[i] < now && id.is_none_or(|id| ev.names[i] == id)
+        });
+        match self.agg.as_str() {
+            "count" => Some(picked.count() as f64),
+            "days_active" => {
+                let mut days: Vec<i64> = picked.map(|i| (now - 1 - ev.ts[i]) / DAY_MS).collect();
+                days.sort_unstable();
+                days.dedup();
+                Some(days.len() as f64)
+            }
+            agg => {
+                let values: Vec<f64> = picked
+                    .map(|i| ev.values[i])
+                    .filter(|v| !v.is_nan())
+                    .collect();
+                match agg {
+                    "sum" => Some(values.iter().sum()),
+                    "avg" => (!values.is_empty())
+                        .then(|| values.iter().sum::<f64>() / values.len() as f64),
+                    "min" => values.iter().copied().reduce(f64::min),
+                    "max" => values.iter().copied().reduce(f64::max),
+                    "first" => values.first().copied(),
+                    "last" => values.last().copied(),
+                    _ => None,
+                }
+            }
+        }
     }
 }
 
@@ -252,6 +362,16 @@ impl Node {
                     return Err(AnalyticsError::invalid(field("weeks"), "between 1 and 520"));
                 }
             }
+            Node::Aggregate {
+                event,
+                agg,
+                days,
+                op,
+                value,
+            } => {
+                aggregate(event, agg, days).check(at)?;
+                condition("value", *op, value).check(at)?;
+            }
             Node::Stage { any_of } => {
                 if any_of.is_empty() {
                     return Err(AnalyticsError::invalid(
@@ -286,6 +406,14 @@ impl Node {
             }
         }
         Ok(())
+    }
+}
+
+fn aggregate(event: &Option<String>, agg: &str, days: &Option<u32>) -> Aggregate {
+    Aggregate {
+        event: event.clone(),
+        agg: agg.to_string(),
+        days: *days,
     }
 }
 
@@ -435,6 +563,16 @@ impl Person<'_> {
                     }
                 }
                 counts.iter().all(|&c| c >= min_per_week.unwrap_or(1))
+            }
+            Node::Aggregate {
+                event,
+                agg,
+                days,
+                op,
+                value,
+            } => {
+                let got = aggregate(event, agg, days).of(self.events, self.names, self.now);
+                condition("value", *op, value).holds(&value_map(got.unwrap_or(f64::NAN)))
             }
             Node::Stage { any_of } => self.stage().is_some_and(|s| any_of.contains(&s)),
             Node::Score { score, op, value } => {

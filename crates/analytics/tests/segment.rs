@@ -111,6 +111,19 @@ fn leaf() -> impl Strategy<Value = Node> {
         }),
         proptest::sample::subsequence(Stage::ALL.to_vec(), 1..3)
             .prop_map(|any_of| Node::Stage { any_of }),
+        (
+            proptest::option::of(0usize..3),
+            0usize..8,
+            proptest::option::of(1u32..60),
+            0u32..60
+        )
+            .prop_map(|(n, a, days, v)| Node::Aggregate {
+                event: n.map(|n| NAMES[n].to_string()),
+                agg: lodestar_analytics::segment::AGGREGATES[a].to_string(),
+                days,
+                op: Op::Gte,
+                value: Some(json!(f64::from(v) / 2.0)),
+            }),
         (0u32..500).prop_map(|v| Node::Score {
             score: "clv".into(),
             op: Op::Gte,
@@ -214,6 +227,49 @@ fn naive(
                 .count() as u32;
             n >= min_per_week.unwrap_or(1)
         }),
+        Node::Aggregate {
+            event,
+            agg,
+            days,
+            value,
+            ..
+        } => {
+            let picked: Vec<&(i64, &str, f64)> = ev
+                .iter()
+                .filter(|e| {
+                    e.0 < NOW
+                        && days.is_none_or(|d| e.0 >= NOW - i64::from(d) * DAY)
+                        && event.as_deref().is_none_or(|n| n == e.1)
+                })
+                .collect();
+            let values: Vec<f64> = picked.iter().map(|e| e.2).filter(|v| !v.is_nan()).collect();
+            let got = match agg.as_str() {
+                "count" => Some(picked.len() as f64),
+                "days_active" => Some(
+                    picked
+                        .iter()
+                        .map(|e| (NOW - 1 - e.0) / DAY)
+                        .collect::<BTreeSet<_>>()
+                        .len() as f64,
+                ),
+                "sum" => Some(values.iter().sum()),
+                "avg" if !values.is_empty() => {
+                    Some(values.iter().sum::<f64>() / values.len() as f64)
+                }
+                "min" => values
+                    .iter()
+                    .copied()
+                    .fold(None, |m: Option<f64>, v| Some(m.map_or(v, |m| m.min(v)))),
+                "max" => values
+                    .iter()
+                    .copied()
+                    .fold(None, |m: Option<f64>, v| Some(m.map_or(v, |m| m.max(v)))),
+                "first" => values.first().copied(),
+                "last" => values.last().copied(),
+                _ => None,
+            };
+            got.is_some_and(|g| g >= num(value.as_ref().unwrap()).unwrap())
+        }
         Node::Stage { any_of } => stage.is_some_and(|s| any_of.contains(&s)),
         Node::Score { value, .. } => f
             .and_then(|f| f.scores.get("clv"))
@@ -315,6 +371,9 @@ fn habits_and_sequences_by_hand() {
         (1, NOW - 10 * DAY, "A", f64::NAN),
         (2, NOW - 3 * DAY, "B", 30.0),
         (2, NOW - DAY, "Order Completed", f64::NAN),
+        // Both in the 24 hours [now − 2 d, now − 1 d): one active day.
+        (3, NOW - 2 * DAY, "C", f64::NAN),
+        (3, NOW - 2 * DAY + 1, "C", f64::NAN),
     ];
     let source = VecSource::with_values(rows);
     let run = |root: Value| {
@@ -350,5 +409,17 @@ fn habits_and_sequences_by_hand() {
     assert_eq!(
         run(json!({"type": "did", "event": "B", "value": {"op": "gt", "value": 30}})),
         Vec::<u64>::new()
+    );
+    assert_eq!(
+        run(
+            json!({"type": "aggregate", "event": "C", "agg": "days_active", "op": "eq", "value": 1})
+        ),
+        vec![3]
+    );
+    assert_eq!(
+        run(
+            json!({"type": "aggregate", "event": "B", "agg": "sum", "days": 7, "op": "gte", "value": 30})
+        ),
+        vec![2]
     );
 }
