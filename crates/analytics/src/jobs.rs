@@ -384,20 +384,34 @@ pub struct NewSegment {
     /// The condition tree of a dynamic segment.
     #[serde(default)]
     pub condition: Option<crate::segment::Node>,
-    /// The members of a static segment (e.g. a funnel's drop-offs).
+    /// The members of a static segment by person id (e.g. a funnel's drop-offs).
     #[serde(default)]
     pub persons: Option<Vec<u64>>,
+    /// The members of a static segment by user id (e.g. a CSV list); ids nobody has are
+    /// skipped and counted.
+    #[serde(default)]
+    pub user_ids: Option<Vec<String>>,
 }
 
-/// Saves a segment and brings its membership up to date (recording the entries). Returns its
-/// id and size.
+/// What saving a segment did.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct SegmentCreated {
+    /// Its id.
+    pub id: i64,
+    /// Members.
+    pub size: u64,
+    /// User ids given that nobody has.
+    pub unknown_user_ids: u64,
+}
+
+/// Saves a segment and brings its membership up to date (recording the entries).
 pub fn create_segment(
     store: &Store,
     project: &ProjectInfo,
     params: &[u8],
     now: Timestamp,
     threads: usize,
-) -> Result<(i64, u64), RunError> {
+) -> Result<SegmentCreated, RunError> {
     let spec: NewSegment = serde_json::from_slice(params).map_err(|e| RunError::Json {
         analysis: "segment".to_string(),
         message: e.to_string(),
@@ -405,8 +419,9 @@ pub fn create_segment(
     if spec.name.trim().is_empty() || spec.name.len() > 200 {
         return Err(AnalyticsError::invalid("name", "1 to 200 characters").into());
     }
-    let (dynamic, definition, members) = match (&spec.condition, &spec.persons) {
-        (Some(tree), None) => {
+    let mut unknown = 0u64;
+    let (dynamic, definition, members) = match (&spec.condition, &spec.persons, &spec.user_ids) {
+        (Some(tree), None, None) => {
             tree.check()?;
             (
                 true,
@@ -414,8 +429,20 @@ pub fn create_segment(
                 None,
             )
         }
-        (None, Some(persons)) => {
+        (None, Some(persons), None) => {
             let mut p = persons.clone();
+            p.sort_unstable();
+            p.dedup();
+            (false, serde_json::json!({"persons": p}), Some(p))
+        }
+        (None, None, Some(user_ids)) => {
+            let mut p = Vec::with_capacity(user_ids.len());
+            for u in user_ids {
+                match store.find_profile(project.id, Some(u), None, None)? {
+                    Some(profile) => p.push(profile.person.0),
+                    None => unknown += 1,
+                }
+            }
             p.sort_unstable();
             p.dedup();
             (false, serde_json::json!({"persons": p}), Some(p))
@@ -423,7 +450,7 @@ pub fn create_segment(
         _ => {
             return Err(AnalyticsError::invalid(
                 "condition",
-                "give a condition (dynamic) or persons (static), not both",
+                "give one of condition (dynamic), persons or user_ids (static)",
             )
             .into());
         }
@@ -432,20 +459,18 @@ pub fn create_segment(
     let members = match members {
         Some(m) => m,
         None => {
-            evaluate_all(
-                store,
-                project,
-                &[(id, spec.condition.expect("dynamic"))],
-                now,
-                threads,
-            )?
-            .remove(0)
-            .1
+            let tree = spec.condition.expect("dynamic");
+            evaluate_all(store, project, &[(id, tree)], now, threads)?
+                .remove(0)
+                .1
         }
     };
-    let size = members.len() as u64;
     store.update_segment_members(project.id, id, &members, now)?;
-    Ok((id, size))
+    Ok(SegmentCreated {
+        id,
+        size: members.len() as u64,
+        unknown_user_ids: unknown,
+    })
 }
 
 /// Members of each (segment, tree) now, ascending.

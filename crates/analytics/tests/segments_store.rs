@@ -76,7 +76,7 @@ fn boundaries_are_crossed_once_each_across_restarts() {
     buy(&store, project.id, "m2", "u2", T0);
     let repeat = serde_json::json!({"name": "repeat buyers", "condition":
         {"type": "did", "event": "Order Completed", "min": 2, "days": 30}});
-    let (seg, size) = create_segment(
+    let c = create_segment(
         &store,
         &project,
         repeat.to_string().as_bytes(),
@@ -84,7 +84,8 @@ fn boundaries_are_crossed_once_each_across_restarts() {
         2,
     )
     .unwrap();
-    assert_eq!(size, 0);
+    let seg = c.id;
+    assert_eq!(c.size, 0);
     let u1 = store
         .find_profile(project.id, Some("u1"), None, None)
         .unwrap()
@@ -134,9 +135,9 @@ fn boundaries_are_crossed_once_each_across_restarts() {
     // A model rescore: u1's CLV crosses 500 up, then down.
     let valuable = serde_json::json!({"name": "valuable", "condition":
         {"type": "score", "score": "clv", "op": "gt", "value": 500}});
-    let (vseg, size) =
-        create_segment(&store, &project, valuable.to_string().as_bytes(), later, 2).unwrap();
-    assert_eq!(size, 0);
+    let v = create_segment(&store, &project, valuable.to_string().as_bytes(), later, 2).unwrap();
+    let vseg = v.id;
+    assert_eq!(v.size, 0);
     let fit = |clv: f64| {
         let row = ModelFitRow {
             id: 0,
@@ -167,9 +168,9 @@ fn boundaries_are_crossed_once_each_across_restarts() {
 
     // Static segments keep their list; names are unique.
     let fixed = serde_json::json!({"name": "pilot", "persons": [u1, u1, 999]});
-    let (sseg, size) =
-        create_segment(&store, &project, fixed.to_string().as_bytes(), later, 1).unwrap();
-    assert_eq!(size, 2);
+    let st = create_segment(&store, &project, fixed.to_string().as_bytes(), later, 1).unwrap();
+    let sseg = st.id;
+    assert_eq!(st.size, 2);
     refresh_segments(&store, &project, later, 1).unwrap();
     assert_eq!(
         store.segment_members(project.id, sseg, 0, 10).unwrap(),
@@ -177,4 +178,20 @@ fn boundaries_are_crossed_once_each_across_restarts() {
     );
     let again = create_segment(&store, &project, fixed.to_string().as_bytes(), later, 1);
     assert!(again.unwrap_err().to_string().contains("exists"));
+    // A static segment from user ids (a CSV list): unknown ids are counted, not members.
+    let listed = serde_json::json!({"name": "from csv", "user_ids": ["u2", "u1", "ghost", "u2"]});
+    let l = create_segment(&store, &project, listed.to_string().as_bytes(), later, 1).unwrap();
+    let u2 = store
+        .find_profile(project.id, Some("u2"), None, None)
+        .unwrap()
+        .unwrap()
+        .person
+        .0;
+    assert_eq!((l.size, l.unknown_user_ids), (2, 1));
+    let mut want = vec![u1, u2];
+    want.sort_unstable();
+    assert_eq!(
+        store.segment_members(project.id, l.id, 0, 10).unwrap(),
+        want
+    );
 }

@@ -186,6 +186,72 @@ pub fn person(
     Ok(ExitCode::SUCCESS)
 }
 
+/// `lodestar segments create --project P --name N (--condition JSON|@FILE | --csv FILE)`
+pub fn create_segment(
+    config: Config,
+    project: &str,
+    name: &str,
+    condition: Option<String>,
+    csv: Option<PathBuf>,
+) -> anyhow::Result<ExitCode> {
+    let params = match (condition, csv) {
+        (Some(c), None) => {
+            let text = match c.strip_prefix('@') {
+                Some(path) => {
+                    std::fs::read_to_string(path).with_context(|| format!("reading {path}"))?
+                }
+                None => c,
+            };
+            let tree: serde_json::Value =
+                serde_json::from_str(&text).context("--condition: not JSON")?;
+            serde_json::json!({"name": name, "condition": tree})
+        }
+        (None, Some(path)) => {
+            let text = std::fs::read_to_string(&path)
+                .with_context(|| format!("reading {}", path.display()))?;
+            let mut ids: Vec<String> = Vec::new();
+            for (i, line) in text.lines().enumerate() {
+                let first = line
+                    .split(',')
+                    .next()
+                    .unwrap_or("")
+                    .trim()
+                    .trim_matches('"');
+                let header =
+                    i == 0 && matches!(first.to_ascii_lowercase().as_str(), "user_id" | "userid");
+                if !first.is_empty() && !header {
+                    ids.push(first.to_string());
+                }
+            }
+            serde_json::json!({"name": name, "user_ids": ids})
+        }
+        _ => anyhow::bail!("give --condition or --csv / 请给出 --condition 或 --csv"),
+    };
+    let store = open_store(&config)?;
+    let info = store.project(project)?;
+    let threads = std::thread::available_parallelism().map_or(2, |n| n.get());
+    let created = lodestar_analytics::jobs::create_segment(
+        &store,
+        &info,
+        params.to_string().as_bytes(),
+        clock().now(),
+        threads,
+    )?;
+    println!("{}", serde_json::to_string_pretty(&created)?);
+    Ok(ExitCode::SUCCESS)
+}
+
+/// `lodestar segments list --project P`
+pub fn list_segments(config: Config, project: &str) -> anyhow::Result<ExitCode> {
+    let store = open_store(&config)?;
+    let info = store.project(project)?;
+    println!(
+        "{}",
+        serde_json::to_string_pretty(&store.segments(info.id)?)?
+    );
+    Ok(ExitCode::SUCCESS)
+}
+
 /// `lodestar models fit --project P --params JSON|@FILE`
 pub fn fit_models(config: Config, project: &str, params: &str) -> anyhow::Result<ExitCode> {
     let params = match params.strip_prefix('@') {

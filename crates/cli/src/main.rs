@@ -115,6 +115,11 @@ enum Command {
         #[arg(long, default_value_t = 20)]
         limit: usize,
     },
+    /// Segments: save one (a condition, or a CSV list of user ids), list them. 用户分群
+    Segments {
+        #[command(subcommand)]
+        action: SegmentsAction,
+    },
     /// Customer-value models: fit (a new version), report, a person's scores. 客户价值模型（CLV、存活概率）
     Models {
         #[command(subcommand)]
@@ -124,6 +129,31 @@ enum Command {
     Report {
         #[command(subcommand)]
         report: report::Report,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+enum SegmentsAction {
+    /// Save a segment and record its first members. 创建分群
+    Create {
+        /// Project. 项目
+        #[arg(long)]
+        project: String,
+        /// Unique name. 名称
+        #[arg(long)]
+        name: String,
+        /// A condition tree as JSON, or @FILE (a dynamic segment). 条件（JSON 或 @文件）
+        #[arg(long, group = "members")]
+        condition: Option<String>,
+        /// A CSV whose first column holds user ids (a static segment; a header named user_id is skipped). 用户 ID 列表（CSV）
+        #[arg(long, group = "members")]
+        csv: Option<PathBuf>,
+    },
+    /// The saved segments with their sizes (JSON). 分群列表
+    List {
+        /// Project. 项目
+        #[arg(long)]
+        project: String,
     },
 }
 
@@ -269,6 +299,15 @@ fn main() -> std::process::ExitCode {
             id,
             limit,
         } => commands::person(config, &project, user_id, anonymous_id, id, limit),
+        Command::Segments { action } => match action {
+            SegmentsAction::Create {
+                project,
+                name,
+                condition,
+                csv,
+            } => commands::create_segment(config, &project, &name, condition, csv),
+            SegmentsAction::List { project } => commands::list_segments(config, &project),
+        },
         Command::Models { action } => match action {
             ModelsAction::Fit { project, params } => {
                 commands::fit_models(config, &project, &params)

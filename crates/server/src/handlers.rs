@@ -550,7 +550,7 @@ pub(crate) async fn create_segment(
 ) -> Result<Response, ApiError> {
     check_admin(&state, &headers, peer)?;
     let project = state.store.project(&name)?;
-    let (id, size) = blocking(&state, "segment", move |s| {
+    let created = blocking(&state, "segment", move |s| {
         lodestar_analytics::jobs::create_segment(
             &s.store,
             &project,
@@ -560,7 +560,7 @@ pub(crate) async fn create_segment(
         )
     })
     .await?;
-    Ok((StatusCode::CREATED, Json(json!({"id": id, "size": size}))).into_response())
+    Ok((StatusCode::CREATED, Json(created)).into_response())
 }
 
 /// `GET /api/projects/{name}/segments`: the saved segments with their sizes.
