@@ -320,18 +320,7 @@ pub fn segment_preview(
     if sample > 10_000 {
         return Err(AnalyticsError::invalid("sample", "at most 10000").into());
     }
-    let rules = stage_rules(&store.project_settings(project.id)?)?;
-    let facts = segment_facts(store, project)?;
-    let snapshot = store.snapshot(project.id)?;
-    let source = SnapshotSource::new(&snapshot);
-    let q = crate::segment::SegmentQuery {
-        root: spec.condition,
-        now: now.millis(),
-        rules,
-        sample,
-        threads,
-    };
-    Ok(crate::segment::segment(&source, &facts, &q)?)
+    Ok(evaluate(store, project, &[spec.condition], sample, now, threads)?.remove(0))
 }
 
 /// Every scored person's newest model scores by name (`clv`, `p_alive`, `expected_purchases`,
@@ -460,9 +449,9 @@ pub fn create_segment(
         Some(m) => m,
         None => {
             let tree = spec.condition.expect("dynamic");
-            evaluate_all(store, project, &[(id, tree)], now, threads)?
+            evaluate(store, project, &[tree], usize::MAX, now, threads)?
                 .remove(0)
-                .1
+                .sample
         }
     };
     store.update_segment_members(project.id, id, &members, now)?;
@@ -473,28 +462,29 @@ pub fn create_segment(
     })
 }
 
-/// Members of each (segment, tree) now, ascending.
-fn evaluate_all(
+/// Each tree evaluated now over one snapshot, listing up to `sample` members.
+fn evaluate(
     store: &Store,
     project: &ProjectInfo,
-    trees: &[(i64, crate::segment::Node)],
+    trees: &[crate::segment::Node],
+    sample: usize,
     now: Timestamp,
     threads: usize,
-) -> Result<Vec<(i64, Vec<u64>)>, RunError> {
+) -> Result<Vec<crate::segment::SegmentResult>, RunError> {
     let rules = stage_rules(&store.project_settings(project.id)?)?;
     let facts = segment_facts(store, project)?;
     let snapshot = store.snapshot(project.id)?;
     let source = SnapshotSource::new(&snapshot);
     let mut out = Vec::with_capacity(trees.len());
-    for (id, tree) in trees {
+    for tree in trees {
         let q = crate::segment::SegmentQuery {
             root: tree.clone(),
             now: now.millis(),
             rules: rules.clone(),
-            sample: usize::MAX,
+            sample,
             threads,
         };
-        out.push((*id, crate::segment::segment(&source, &facts, &q)?.sample));
+        out.push(crate::segment::segment(&source, &facts, &q)?);
     }
     Ok(out)
 }
@@ -507,20 +497,25 @@ pub fn refresh_segments(
     now: Timestamp,
     threads: usize,
 ) -> Result<Vec<(i64, u64, u64)>, RunError> {
-    let mut trees = Vec::new();
+    let (mut ids, mut trees) = (Vec::new(), Vec::new());
     for s in store.segments(project.id)? {
         if s.dynamic {
             let tree: crate::segment::Node = serde_json::from_value(s.definition)
                 .map_err(|e| AnalyticsError::invalid("condition", e.to_string()))?;
-            trees.push((s.id, tree));
+            ids.push(s.id);
+            trees.push(tree);
         }
     }
     if trees.is_empty() {
         return Ok(Vec::new());
     }
     let mut out = Vec::new();
-    for (id, members) in evaluate_all(store, project, &trees, now, threads)? {
-        let (entered, exited) = store.update_segment_members(project.id, id, &members, now)?;
+    for (id, result) in
+        ids.into_iter()
+            .zip(evaluate(store, project, &trees, usize::MAX, now, threads)?)
+    {
+        let (entered, exited) =
+            store.update_segment_members(project.id, id, &result.sample, now)?;
         out.push((id, entered, exited));
     }
     Ok(out)

@@ -298,12 +298,7 @@ struct Partial {
 
 /// The referrer a property holds: a non-empty text, or a number as its shortest text.
 fn referrer_of(props: &lodestar_core::JsonMap, property: &str) -> Option<String> {
-    let mut parts = property.split('.');
-    let mut at = props.get(parts.next().unwrap_or_default());
-    for key in parts {
-        at = at.and_then(|v| v.get(key));
-    }
-    match at? {
+    match crate::filter::property(props, property)? {
         Value::String(s) if !s.is_empty() => Some(s.clone()),
         Value::Number(n) => Some(n.to_string()),
         _ => None,

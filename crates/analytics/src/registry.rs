@@ -224,21 +224,13 @@ pub fn check_settings(settings: &ProjectSettings) -> std::result::Result<(), Run
             }
             _ => {}
         }
-        // Analyses that read profiles or need data to fit: their queries are checked.
-        let checked = if kind == "kfactor" {
-            parse::<crate::kfactor::KFactorSpec>(kind, &params)
-                .and_then(|s| s.query(1).map(|_| Value::Null).map_err(RunError::from))
-        } else if kind == "clv" {
-            parse::<crate::clv::ClvSpec>(kind, &params)
-                .and_then(|s| s.query(1).map(|_| Value::Null).map_err(RunError::from))
-        } else if kind == "churn" {
-            parse::<crate::churn::ChurnSpec>(kind, &params)
-                .and_then(|s| s.query(1).map(|_| Value::Null).map_err(RunError::from))
-        } else if kind == "bgbb" {
-            parse::<crate::bgbb::BgBbSpec>(kind, &params)
-                .and_then(|s| s.query(1).map(|_| Value::Null).map_err(RunError::from))
-        } else {
-            run_on(kind, &params, &crate::VecSource::default(), 1)
+        // Analyses that read profiles or need data to fit: only their queries are checked.
+        let checked = match kind.as_str() {
+            "kfactor" => check_query(kind, &params, crate::kfactor::KFactorSpec::query),
+            "clv" => check_query(kind, &params, crate::clv::ClvSpec::query),
+            "churn" => check_query(kind, &params, crate::churn::ChurnSpec::query),
+            "bgbb" => check_query(kind, &params, crate::bgbb::BgBbSpec::query),
+            _ => run_on(kind, &params, &crate::VecSource::default(), 1),
         };
         match checked {
             Ok(_) => {}
@@ -254,6 +246,17 @@ pub fn check_settings(settings: &ProjectSettings) -> std::result::Result<(), Run
         }
     }
     Ok(())
+}
+
+/// Parses a spec and checks its query, without running the analysis.
+fn check_query<S: DeserializeOwned, Q>(
+    kind: &str,
+    params: &Value,
+    query: fn(&S, usize) -> Result<Q>,
+) -> std::result::Result<Value, RunError> {
+    let spec: S = parse(kind, params)?;
+    query(&spec, 1)?;
+    Ok(Value::Null)
 }
 
 /// Names the parameter a JSON error is in.

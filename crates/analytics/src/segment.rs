@@ -230,15 +230,15 @@ impl Aggregate {
         Ok(())
     }
 
-    /// The aggregate of `ev` (names from `names`) before `now`.
-    pub fn of(&self, ev: Events<'_>, names: &[String], now: i64) -> Option<f64> {
-        let id = match &self.event {
-            Some(e) => Some(names.iter().position(|n| n == e)? as u32),
-            None => None,
-        };
+    /// The aggregate of `ev` before `now`; `ids` maps the source's event names to their ids
+    /// (an event no one did counts nothing).
+    pub(crate) fn of(&self, ev: Events<'_>, ids: &HashMap<&str, u32>, now: i64) -> Option<f64> {
+        let id = self.event.as_deref().map(|e| ids.get(e).copied());
         let from = self.days.map_or(i64::MIN, |d| now - i64::from(d) * DAY_MS);
         let picked = (0..ev.len()).filter(|&i| {
-            ev.ts[i] >= from && ev.ts[i] < now && id.is_none_or(|id| ev.names[i] == id)
+            ev.ts[i] >= from
+                && ev.ts[i] < now
+                && id.is_none_or(|id| id.is_some_and(|id| ev.names[i] == id))
         });
         match self.agg.as_str() {
             "count" => Some(picked.count() as f64),
@@ -571,7 +571,7 @@ impl Person<'_> {
                 op,
                 value,
             } => {
-                let got = aggregate(event, agg, days).of(self.events, self.names, self.now);
+                let got = aggregate(event, agg, days).of(self.events, ids, self.now);
                 condition("value", *op, value).holds(&value_map(got.unwrap_or(f64::NAN)))
             }
             Node::Stage { any_of } => self.stage().is_some_and(|s| any_of.contains(&s)),

@@ -463,8 +463,17 @@ impl SnapshotSource<'_> {
         f: &mut dyn FnMut(PersonId, Events<'_>),
     ) {
         let shards = shards.max(1) as u64;
-        let lo = self.person_end * shard as u64 / shards;
-        let hi = self.person_end * (shard as u64 + 1) / shards;
+        let mut lo = self.person_end * shard as u64 / shards;
+        let mut hi = self.person_end * (shard as u64 + 1) / shards;
+        // A source kept to some persons walks only their range (one person's lookup reads
+        // one person, not the whole store).
+        if let Some(allowed) = &self.allowed {
+            let (Some(&first), Some(&last)) = (allowed.first(), allowed.last()) else {
+                return;
+            };
+            lo = lo.max(first);
+            hi = hi.min(last + 1);
+        }
         let mut cursors: Vec<Cursor<'_, '_>> = self
             .runs
             .iter()

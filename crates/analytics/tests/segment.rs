@@ -416,6 +416,13 @@ fn habits_and_sequences_by_hand() {
         ),
         vec![3]
     );
+    // An event nobody did: counted 0 times by everyone.
+    assert_eq!(
+        run(
+            json!({"type": "aggregate", "event": "Nobody", "agg": "count", "op": "eq", "value": 0})
+        ),
+        vec![1, 2, 3]
+    );
     assert_eq!(
         run(
             json!({"type": "aggregate", "event": "B", "agg": "sum", "days": 7, "op": "gte", "value": 30})

@@ -107,10 +107,14 @@ impl AppState {
 }
 
 /// Every hour, re-evaluates each project's dynamic segments and records its lifecycle stage
-/// changes for the days that ended since the last time (see [`lodestar_analytics::jobs::emit_stage_changes`]). Failures are logged and retried on
-/// the next tick.
+/// changes for the days that ended since the last time (see
+/// [`lodestar_analytics::jobs::emit_stage_changes`]). The first round waits a minute, so that
+/// start-up does not share the cores with it. Failures are logged and retried on the next
+/// tick.
 async fn record_derived(state: Arc<AppState>) {
-    let mut tick = tokio::time::interval(std::time::Duration::from_secs(3600));
+    let hour = std::time::Duration::from_secs(3600);
+    let first = tokio::time::Instant::now() + std::time::Duration::from_secs(60);
+    let mut tick = tokio::time::interval_at(first, hour);
     loop {
         tick.tick().await;
         let state = Arc::clone(&state);
