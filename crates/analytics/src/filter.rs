@@ -55,6 +55,13 @@ pub enum Op {
     IsSet,
     /// Absent or null.
     IsNotSet,
+    /// Between two values, both included (`[low, high]`).
+    Between,
+    /// A date or time (RFC 3339 text, `YYYY-MM-DD`, or ms since the epoch) within the last
+    /// `value` days before now (segments only).
+    WithinDays,
+    /// A date or time more than `value` days before now (segments only).
+    BeforeDays,
 }
 
 /// One condition on a property.
@@ -96,6 +103,15 @@ impl Filters {
         for (list, conds) in [("events", &self.events), ("persons", &self.persons)] {
             for (i, c) in conds.iter().enumerate() {
                 c.check(&format!("filters.{list}[{i}]"))?;
+            }
+            if let Some(i) = conds
+                .iter()
+                .position(|c| matches!(c.op, Op::WithinDays | Op::BeforeDays))
+            {
+                return Err(AnalyticsError::invalid(
+                    format!("filters.{list}[{i}].op"),
+                    "within_days and before_days apply to segments; give dates with between",
+                ));
             }
             if list == "persons"
                 && let Some(i) = conds.iter().position(|c| c.event.is_some())
@@ -145,6 +161,24 @@ impl Condition {
             (Op::In | Op::NotIn, Some(_)) => {
                 Err(AnalyticsError::invalid(field, "in and not_in take a list"))
             }
+            (Op::Between, Some(Value::Array(pair)))
+                if pair.len() == 2 && pair.iter().all(|v| v.is_number() || v.is_string()) =>
+            {
+                Ok(())
+            }
+            (Op::Between, Some(_)) => Err(AnalyticsError::invalid(
+                field,
+                "between takes a list of two: [low, high]",
+            )),
+            (Op::WithinDays | Op::BeforeDays, Some(v))
+                if v.as_f64().is_some_and(|d| (0.0..=36_500.0).contains(&d)) =>
+            {
+                Ok(())
+            }
+            (Op::WithinDays | Op::BeforeDays, Some(_)) => Err(AnalyticsError::invalid(
+                field,
+                "within_days and before_days take a number of days (0 to 36500)",
+            )),
             (_, Some(Value::Array(_) | Value::Object(_))) => Err(AnalyticsError::invalid(
                 field,
                 "compare with a number, a text or true/false",
@@ -153,9 +187,15 @@ impl Condition {
         }
     }
 
-    /// Whether `props` satisfies the condition.
+    /// Whether `props` satisfies the condition (relative dates never hold: no "now").
     pub fn holds(&self, props: &JsonMap) -> bool {
-        let found = property(props, &self.property).filter(|v| !v.is_null());
+        self.holds_value(property(props, &self.property), None)
+    }
+
+    /// Whether the property's value `found` (None when absent) satisfies the condition;
+    /// `now` (ms) is what relative dates count back from.
+    pub(crate) fn holds_value(&self, found: Option<&Value>, now: Option<i64>) -> bool {
+        let found = found.filter(|v| !v.is_null());
         let target = self.value.as_ref().unwrap_or(&Value::Null);
         let Some(v) = found else {
             return matches!(
@@ -183,7 +223,37 @@ impl Condition {
             Op::NotIn => !target
                 .as_array()
                 .is_some_and(|l| l.iter().any(|t| equal(v, t))),
+            Op::Between => target.as_array().is_some_and(|pair| {
+                pair.len() == 2
+                    && matches!(
+                        compare(v, &pair[0]),
+                        Some(Ordering::Greater | Ordering::Equal)
+                    )
+                    && matches!(compare(v, &pair[1]), Some(Ordering::Less | Ordering::Equal))
+            }),
+            Op::WithinDays | Op::BeforeDays => {
+                let (Some(now), Some(t), Some(days)) = (now, time_ms(v), target.as_f64()) else {
+                    return false;
+                };
+                let edge = now - (days * 86_400_000.0) as i64;
+                if self.op == Op::WithinDays {
+                    t >= edge && t <= now
+                } else {
+                    t < edge
+                }
+            }
         }
+    }
+}
+
+/// A time read from a property: a date or date-time text (see
+/// [`lodestar_core::Timestamp::parse`]; a bare date is its midnight UTC), or a number of ms
+/// since the epoch.
+pub(crate) fn time_ms(v: &Value) -> Option<i64> {
+    match v {
+        Value::Number(n) => n.as_f64().map(|f| f as i64),
+        Value::String(s) => lodestar_core::Timestamp::parse(s).map(|t| t.millis()),
+        _ => None,
     }
 }
 

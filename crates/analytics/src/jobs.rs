@@ -10,6 +10,7 @@ use lodestar_store::{PersonScore, Profile, ProjectInfo, ProjectSettings, Store};
 use serde::Serialize;
 
 use crate::error::AnalyticsError;
+use crate::profiles::ProfileCache;
 use crate::registry::RunError;
 use crate::spec::StagesSpec;
 use crate::stages::{Stage, StageRules, stage_changes};
@@ -307,6 +308,7 @@ pub struct SegmentSpec {
 pub fn segment_preview(
     store: &Store,
     project: &ProjectInfo,
+    cache: &ProfileCache,
     params: &[u8],
     now: Timestamp,
     threads: usize,
@@ -320,7 +322,17 @@ pub fn segment_preview(
     if sample > 10_000 {
         return Err(AnalyticsError::invalid("sample", "at most 10000").into());
     }
-    Ok(evaluate(store, project, &[spec.condition], sample, now, threads)?.remove(0))
+    Ok(evaluate(
+        store,
+        project,
+        cache,
+        (&store.snapshot(project.id)?, None),
+        &[spec.condition],
+        now,
+        threads,
+    )?
+    .remove(0)
+    .into_result(sample))
 }
 
 /// Every scored person's newest model scores by name (`clv`, `p_alive`, `expected_purchases`,
@@ -345,22 +357,6 @@ pub fn scores_by_person(
         }
     }
     Ok(out)
-}
-
-/// Every person's traits and newest model scores, as segments test them.
-fn segment_facts(
-    store: &Store,
-    project: &ProjectInfo,
-) -> Result<std::collections::HashMap<u64, crate::segment::PersonFacts>, RunError> {
-    let mut facts: std::collections::HashMap<u64, crate::segment::PersonFacts> = Default::default();
-    lodestar_store::EventStore::for_each_profile(store, project.id, &mut |p| {
-        facts.entry(p.person.0).or_default().traits = p.traits;
-        Ok(())
-    })?;
-    for (person, scores) in scores_by_person(store, project)? {
-        facts.entry(person).or_default().scores = scores;
-    }
-    Ok(facts)
 }
 
 /// A segment to save: a name and either a condition tree (dynamic: kept current) or a list of
@@ -397,6 +393,7 @@ pub struct SegmentCreated {
 pub fn create_segment(
     store: &Store,
     project: &ProjectInfo,
+    cache: &ProfileCache,
     params: &[u8],
     now: Timestamp,
     threads: usize,
@@ -449,9 +446,17 @@ pub fn create_segment(
         Some(m) => m,
         None => {
             let tree = spec.condition.expect("dynamic");
-            evaluate(store, project, &[tree], usize::MAX, now, threads)?
-                .remove(0)
-                .sample
+            evaluate(
+                store,
+                project,
+                cache,
+                (&store.snapshot(project.id)?, None),
+                &[tree],
+                now,
+                threads,
+            )?
+            .remove(0)
+            .members
         }
     };
     store.update_segment_members(project.id, id, &members, now)?;
@@ -462,31 +467,40 @@ pub fn create_segment(
     })
 }
 
-/// Each tree evaluated now over one snapshot, listing up to `sample` members.
+/// Each tree evaluated now over one snapshot, every member listed — among the persons of
+/// `only` (sorted), when given; traits, scores and segment memberships from the project's
+/// table in `cache`.
 fn evaluate(
     store: &Store,
     project: &ProjectInfo,
+    cache: &ProfileCache,
+    (snapshot, only): (&lodestar_store::Snapshot, Option<&[u64]>),
     trees: &[crate::segment::Node],
-    sample: usize,
     now: Timestamp,
     threads: usize,
-) -> Result<Vec<crate::segment::SegmentResult>, RunError> {
+) -> Result<Vec<crate::segment::Members>, RunError> {
     let rules = stage_rules(&store.project_settings(project.id)?)?;
-    let facts = segment_facts(store, project)?;
-    let snapshot = store.snapshot(project.id)?;
-    let source = SnapshotSource::new(&snapshot);
-    let mut out = Vec::with_capacity(trees.len());
-    for tree in trees {
-        let q = crate::segment::SegmentQuery {
-            root: tree.clone(),
-            now: now.millis(),
-            rules: rules.clone(),
-            sample,
-            threads,
-        };
-        out.push(crate::segment::segment(&source, &facts, &q)?);
-    }
-    Ok(out)
+    let source = SnapshotSource::new(snapshot);
+    let source = match only {
+        Some(persons) => source.restricted(persons.to_vec()),
+        None => source,
+    };
+    let (keys, segments) = needs(trees);
+    cache.with_table(store, project, snapshot, &keys, &segments, |table| {
+        trees
+            .iter()
+            .map(|tree| {
+                let q = crate::segment::SegmentQuery {
+                    root: tree.clone(),
+                    now: now.millis(),
+                    rules: rules.clone(),
+                    sample: usize::MAX,
+                    threads,
+                };
+                Ok(crate::segment::members_among(&source, table, &q, only)?)
+            })
+            .collect()
+    })?
 }
 
 /// Re-evaluates every dynamic segment now, recording who entered and who exited. Returns
@@ -494,9 +508,96 @@ fn evaluate(
 pub fn refresh_segments(
     store: &Store,
     project: &ProjectInfo,
+    cache: &ProfileCache,
     now: Timestamp,
     threads: usize,
 ) -> Result<Vec<(i64, u64, u64)>, RunError> {
+    let (ids, trees) = dynamic_segments(store, project)?;
+    if trees.is_empty() {
+        return Ok(Vec::new());
+    }
+    let mut out = Vec::new();
+    for (id, result) in ids.into_iter().zip(evaluate(
+        store,
+        project,
+        cache,
+        (&store.snapshot(project.id)?, None),
+        &trees,
+        now,
+        threads,
+    )?) {
+        let (entered, exited) =
+            store.update_segment_members(project.id, id, &result.members, now)?;
+        out.push((id, entered, exited));
+    }
+    Ok(out)
+}
+
+/// What an incremental segment round did.
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+pub struct TouchedRefresh {
+    /// Events through this write sequence number are reflected (the next round's `since`).
+    pub seq: u64,
+    /// Persons re-evaluated (those with events written since `since`, merged persons with
+    /// their canonical person).
+    pub persons: u64,
+    /// Per dynamic segment: (id, entered, exited).
+    pub segments: Vec<(i64, u64, u64)>,
+}
+
+/// Re-evaluates the dynamic segments for the persons with events written after `since`
+/// only (their traits change with `identify` and merges, which are events too), recording
+/// who entered and who exited; everyone else keeps their membership. This keeps segments
+/// current as data arrives; time passing (a purchase leaving a 30-day window) is the full
+/// [`refresh_segments`]'s work. With `since` 0 nothing is done but finding the current
+/// sequence number.
+pub fn refresh_segments_touched(
+    store: &Store,
+    project: &ProjectInfo,
+    cache: &ProfileCache,
+    since: u64,
+    now: Timestamp,
+    threads: usize,
+) -> Result<TouchedRefresh, RunError> {
+    let snapshot = store.snapshot(project.id)?;
+    if since == 0 {
+        return Ok(TouchedRefresh {
+            seq: crate::profiles::last_seq(&snapshot),
+            ..TouchedRefresh::default()
+        });
+    }
+    let (touched, seq) = crate::profiles::touched_since(&snapshot, since);
+    let mut out = TouchedRefresh {
+        seq,
+        persons: touched.len() as u64,
+        segments: Vec::new(),
+    };
+    let (ids, trees) = dynamic_segments(store, project)?;
+    if touched.is_empty() || trees.is_empty() {
+        return Ok(out);
+    }
+    let results = evaluate(
+        store,
+        project,
+        cache,
+        (&snapshot, Some(&touched)),
+        &trees,
+        now,
+        threads,
+    )?;
+    for (id, result) in ids.into_iter().zip(results) {
+        let (entered, exited) =
+            store.update_segment_members_among(project.id, id, &touched, &result.members, now)?;
+        out.segments.push((id, entered, exited));
+    }
+    Ok(out)
+}
+
+/// The dynamic segments' ids and trees.
+fn dynamic_segments(
+    store: &Store,
+    project: &ProjectInfo,
+) -> Result<(Vec<i64>, Vec<crate::segment::Node>), RunError> {
     let (mut ids, mut trees) = (Vec::new(), Vec::new());
     for s in store.segments(project.id)? {
         if s.dynamic {
@@ -506,17 +607,19 @@ pub fn refresh_segments(
             trees.push(tree);
         }
     }
-    if trees.is_empty() {
-        return Ok(Vec::new());
+    Ok((ids, trees))
+}
+
+/// The trait columns and saved segments some trees read.
+fn needs(trees: &[crate::segment::Node]) -> (Vec<String>, Vec<i64>) {
+    let (mut keys, mut segments) = (Vec::new(), Vec::new());
+    for tree in trees {
+        keys.extend(tree.trait_keys());
+        segments.extend(tree.segments_referenced());
     }
-    let mut out = Vec::new();
-    for (id, result) in
-        ids.into_iter()
-            .zip(evaluate(store, project, &trees, usize::MAX, now, threads)?)
-    {
-        let (entered, exited) =
-            store.update_segment_members(project.id, id, &result.sample, now)?;
-        out.push((id, entered, exited));
-    }
-    Ok(out)
+    keys.sort();
+    keys.dedup();
+    segments.sort_unstable();
+    segments.dedup();
+    (keys, segments)
 }

@@ -23,6 +23,7 @@ pub mod north_star;
 pub mod nps;
 pub mod paths;
 pub mod period;
+pub mod profiles;
 pub mod registry;
 pub mod retention;
 pub mod rfm;

@@ -4,11 +4,19 @@
 //! A tree is JSON, each node tagged by `type`:
 //! - `and` (`all`: nodes), `or` (`any`: nodes), `not` (`node`);
 //! - `trait`: a condition on a person trait (`property`, `op`, `value`, as in
-//!   [`crate::filter`]);
+//!   [`crate::filter`], plus `within_days` / `before_days` for dates relative to now);
 //! - `did`: the person did `event` at least `min` (default 1) and at most `max` times in the
 //!   last `days` days before now (all their history when absent), counting only events whose
 //!   value passes `value` (`{"op", "value"}`) when given; with `max: 0`, "did not do X in the
 //!   last D days";
+//!   and, with `where`, only events whose properties satisfy every condition (the events'
+//!   bodies are read);
+//! - `first_time`: did `event` for the first time in the last `days` days;
+//! - `stopped`: did `event` at least `min` times (default 1) in the `active_days` (default
+//!   `days`) before the last `days` days, and not since;
+//! - `restarted`: did `event` in the last `days` days after a gap of at least `gap_days`
+//!   without it (having done it before);
+//! - `in_segment`: a member of saved segment `segment` as of its latest evaluation;
 //! - `sequence`: did `first`, then `then` at most `within_days` later (both within the last
 //!   `days` days); `then` must come after `first` in the person's event order;
 //! - `regularly`: did `event` at least `min_per_week` times (default 1) in each of the last
@@ -34,6 +42,7 @@ use serde_json::Value;
 
 use crate::error::{AnalyticsError, Result};
 use crate::filter::{Condition, Op};
+use crate::profiles::{Cell, Column, ProfileTable};
 use crate::source::{Events, PersonSource, run_sharded};
 use crate::stages::{Stage, StageRules, stage_at};
 
@@ -84,6 +93,46 @@ pub enum Node {
         /// Only events whose value (revenue, amount, score …) satisfies this comparison.
         #[serde(default)]
         value: Option<ValueTest>,
+        /// Only events whose properties satisfy every condition (`property`, `op`, `value`,
+        /// as in [`crate::filter`]); reads the events' bodies.
+        #[serde(default, rename = "where", skip_serializing_if = "Vec::is_empty")]
+        filters: Vec<Condition>,
+    },
+    /// Did `event` for the first time in the last `days` days (never before).
+    FirstTime {
+        /// The event.
+        event: String,
+        /// The window, days before now.
+        days: u32,
+    },
+    /// Stopped doing `event`: at least `min` times (default 1) in the `active_days` days
+    /// (default `days`) before the last `days` days, and not once in the last `days` days.
+    Stopped {
+        /// The event.
+        event: String,
+        /// Days without it, up to now.
+        days: u32,
+        /// The active period before those days; default `days`.
+        #[serde(default)]
+        active_days: Option<u32>,
+        /// Times in the active period; default 1.
+        #[serde(default)]
+        min: Option<u32>,
+    },
+    /// Came back to `event`: did it in the last `days` days after a gap of at least
+    /// `gap_days` days without it, having done it before the gap.
+    Restarted {
+        /// The event.
+        event: String,
+        /// The shortest gap, days.
+        gap_days: u32,
+        /// The return falls within the last this many days.
+        days: u32,
+    },
+    /// A member of a saved segment (as of that segment's latest evaluation).
+    InSegment {
+        /// The segment's id.
+        segment: i64,
     },
     /// Did `first`, then `then` within `within_days` of it (both in the last `days` days).
     Sequence {
@@ -230,10 +279,9 @@ impl Aggregate {
         Ok(())
     }
 
-    /// The aggregate of `ev` before `now`; `ids` maps the source's event names to their ids
-    /// (an event no one did counts nothing).
-    pub(crate) fn of(&self, ev: Events<'_>, ids: &HashMap<&str, u32>, now: i64) -> Option<f64> {
-        let id = self.event.as_deref().map(|e| ids.get(e).copied());
+    /// The aggregate of `ev` before `now`, the event's id resolved: `id` is `None` for any
+    /// event, `Some(None)` for an event no one did (which counts nothing).
+    pub(crate) fn of(&self, ev: Events<'_>, id: Option<Option<u32>>, now: i64) -> Option<f64> {
         let from = self.days.map_or(i64::MIN, |d| now - i64::from(d) * DAY_MS);
         let picked = (0..ev.len()).filter(|&i| {
             ev.ts[i] >= from
@@ -330,6 +378,7 @@ impl Node {
                 min,
                 max,
                 value,
+                filters,
                 ..
             } => {
                 if event.is_empty() {
@@ -337,6 +386,22 @@ impl Node {
                 }
                 if let Some(v) = value {
                     v.condition().check(&field("value"))?;
+                }
+                for (i, c) in filters.iter().enumerate() {
+                    let at = field(&format!("where[{i}]"));
+                    c.check(&at)?;
+                    if c.event.is_some() {
+                        return Err(AnalyticsError::invalid(
+                            format!("{at}.event"),
+                            "the node's event applies; leave event out",
+                        ));
+                    }
+                    if matches!(c.op, Op::WithinDays | Op::BeforeDays) {
+                        return Err(AnalyticsError::invalid(
+                            format!("{at}.op"),
+                            "within_days and before_days apply to traits",
+                        ));
+                    }
                 }
                 if let (Some(lo), Some(hi)) = (min, max)
                     && lo > hi
@@ -354,6 +419,20 @@ impl Node {
                     }
                 }
             }
+            Node::FirstTime { event, .. }
+            | Node::Stopped { event, .. }
+            | Node::Restarted { event, .. } => {
+                if event.is_empty() {
+                    return Err(AnalyticsError::invalid(field("event"), "empty event name"));
+                }
+                if let Node::Stopped { days: 0, .. } = self {
+                    return Err(AnalyticsError::invalid(field("days"), "at least 1"));
+                }
+                if let Node::Restarted { gap_days: 0, .. } = self {
+                    return Err(AnalyticsError::invalid(field("gap_days"), "at least 1"));
+                }
+            }
+            Node::InSegment { .. } => {}
             Node::Regularly { event, weeks, .. } => {
                 if event.is_empty() {
                     return Err(AnalyticsError::invalid(field("event"), "empty event name"));
@@ -461,11 +540,321 @@ pub struct SegmentResult {
     pub sample: Vec<u64>,
 }
 
-/// Per-person inputs of one evaluation.
+impl Node {
+    /// The trait names the tree tests (the profile columns it needs).
+    pub fn trait_keys(&self) -> Vec<String> {
+        let mut out = Vec::new();
+        self.walk(&mut |n| {
+            if let Node::Trait { property, .. } = n
+                && !out.contains(property)
+            {
+                out.push(property.clone());
+            }
+        });
+        out
+    }
+
+    /// The saved segments the tree refers to.
+    pub fn segments_referenced(&self) -> Vec<i64> {
+        let mut out = Vec::new();
+        self.walk(&mut |n| {
+            if let Node::InSegment { segment } = n
+                && !out.contains(segment)
+            {
+                out.push(*segment);
+            }
+        });
+        out
+    }
+
+    fn walk(&self, f: &mut dyn FnMut(&Node)) {
+        f(self);
+        match self {
+            Node::And { all: c } | Node::Or { any: c } => c.iter().for_each(|n| n.walk(f)),
+            Node::Not { node } => node.walk(f),
+            _ => {}
+        }
+    }
+}
+
+/// A trait condition ready to test cells: text values are tested once per distinct text.
+struct TraitTest<'a> {
+    column: Option<&'a Column>,
+    cond: Condition,
+    now: i64,
+    absent: bool,
+    by_string: Vec<bool>,
+}
+
+impl TraitTest<'_> {
+    fn holds(&self, at: Option<usize>) -> bool {
+        let cell = match (self.column, at) {
+            (Some(c), Some(at)) => c.cells.get(at).copied().unwrap_or(Cell::Absent),
+            _ => Cell::Absent,
+        };
+        let now = Some(self.now);
+        match cell {
+            Cell::Absent => self.absent,
+            Cell::Str(i) => self.by_string[i as usize],
+            Cell::Bool(b) => self.cond.holds_value(Some(&Value::Bool(b)), now),
+            Cell::Num(n) => self.cond.holds_value(Some(&serde_json::json!(n)), now),
+            Cell::Other(i) => {
+                let v = self.column.map(|c| &c.others[i as usize]);
+                self.cond.holds_value(v, now)
+            }
+        }
+    }
+}
+
+/// A node with its event names resolved and its windows turned into instants.
+enum Exec<'a> {
+    And(Vec<Exec<'a>>),
+    Or(Vec<Exec<'a>>),
+    Not(Box<Exec<'a>>),
+    Trait(TraitTest<'a>),
+    Did {
+        id: Option<u32>,
+        min: u64,
+        max: Option<u64>,
+        from: i64,
+        test: Option<Condition>,
+        /// With `where`: per person, the times of the events whose properties pass.
+        passing: Option<HashMap<u64, Vec<i64>>>,
+    },
+    Sequence {
+        first: Option<u32>,
+        then: Option<u32>,
+        from: i64,
+        within: i64,
+    },
+    Regularly {
+        id: Option<u32>,
+        weeks: usize,
+        min: u32,
+    },
+    Aggregate {
+        agg: Aggregate,
+        id: Option<Option<u32>>,
+        cond: Condition,
+    },
+    Stage(&'a [Stage]),
+    Score {
+        which: usize,
+        cond: Condition,
+    },
+    Seen {
+        first: bool,
+        within: Option<u32>,
+        before: Option<u32>,
+    },
+    FirstTime {
+        id: Option<u32>,
+        from: i64,
+    },
+    Stopped {
+        id: Option<u32>,
+        from: i64,
+        edge: i64,
+        min: u64,
+    },
+    Restarted {
+        id: Option<u32>,
+        gap: i64,
+        from: i64,
+    },
+    InSegment(Option<&'a [u64]>),
+}
+
+/// What compiling a tree needs.
+struct Compile<'a> {
+    source: &'a dyn PersonSource,
+    table: &'a ProfileTable,
+    ids: HashMap<&'a str, u32>,
+    now: i64,
+    threads: usize,
+}
+
+impl<'a> Compile<'a> {
+    fn since(&self, days: Option<u32>) -> i64 {
+        days.map_or(i64::MIN, |d| self.now - i64::from(d) * DAY_MS)
+    }
+
+    fn id(&self, event: &str) -> Option<u32> {
+        self.ids.get(event).copied()
+    }
+
+    fn node(&self, node: &'a Node) -> Result<Exec<'a>> {
+        Ok(match node {
+            Node::And { all } => {
+                Exec::And(all.iter().map(|n| self.node(n)).collect::<Result<_>>()?)
+            }
+            Node::Or { any } => Exec::Or(any.iter().map(|n| self.node(n)).collect::<Result<_>>()?),
+            Node::Not { node } => Exec::Not(Box::new(self.node(node)?)),
+            Node::Trait {
+                property,
+                op,
+                value,
+            } => {
+                let cond = condition(property, *op, value);
+                let column = self.table.column(property);
+                let now = Some(self.now);
+                let by_string = column.map_or_else(Vec::new, |c| {
+                    c.strings
+                        .iter()
+                        .map(|t| cond.holds_value(Some(&Value::String(t.clone())), now))
+                        .collect()
+                });
+                Exec::Trait(TraitTest {
+                    column,
+                    absent: cond.holds_value(None, now),
+                    cond,
+                    now: self.now,
+                    by_string,
+                })
+            }
+            Node::Did {
+                event,
+                min,
+                max,
+                days,
+                value,
+                filters,
+            } => {
+                let id = self.id(event);
+                let from = self.since(*days);
+                let passing = match (filters.is_empty(), id) {
+                    (true, _) => None,
+                    (false, None) => Some(HashMap::new()),
+                    (false, Some(id)) => {
+                        Some(
+                            self.source
+                                .times_where(id, filters, from, self.now, self.threads)?,
+                        )
+                    }
+                };
+                Exec::Did {
+                    id,
+                    min: u64::from(min.unwrap_or(1)),
+                    max: max.map(u64::from),
+                    from,
+                    test: value.as_ref().map(ValueTest::condition),
+                    passing,
+                }
+            }
+            Node::Sequence {
+                first,
+                then,
+                within_days,
+                days,
+            } => Exec::Sequence {
+                first: self.id(first),
+                then: self.id(then),
+                from: self.since(*days),
+                within: i64::from(*within_days) * DAY_MS,
+            },
+            Node::Regularly {
+                event,
+                weeks,
+                min_per_week,
+            } => Exec::Regularly {
+                id: self.id(event),
+                weeks: *weeks as usize,
+                min: min_per_week.unwrap_or(1),
+            },
+            Node::Aggregate {
+                event,
+                agg,
+                days,
+                op,
+                value,
+            } => Exec::Aggregate {
+                agg: aggregate(event, agg, days),
+                id: event.as_deref().map(|e| self.id(e)),
+                cond: condition("value", *op, value),
+            },
+            Node::Stage { any_of } => Exec::Stage(any_of),
+            Node::Score { score, op, value } => Exec::Score {
+                which: SCORES.iter().position(|s| s == score).unwrap_or(0),
+                cond: condition(score, *op, value),
+            },
+            Node::FirstSeen {
+                within_days,
+                before_days,
+            } => Exec::Seen {
+                first: true,
+                within: *within_days,
+                before: *before_days,
+            },
+            Node::LastSeen {
+                within_days,
+                before_days,
+            } => Exec::Seen {
+                first: false,
+                within: *within_days,
+                before: *before_days,
+            },
+            Node::FirstTime { event, days } => Exec::FirstTime {
+                id: self.id(event),
+                from: self.since(Some(*days)),
+            },
+            Node::Stopped {
+                event,
+                days,
+                active_days,
+                min,
+            } => {
+                let edge = self.since(Some(*days));
+                Exec::Stopped {
+                    id: self.id(event),
+                    from: edge - i64::from(active_days.unwrap_or(*days)) * DAY_MS,
+                    edge,
+                    min: u64::from(min.unwrap_or(1)),
+                }
+            }
+            Node::Restarted {
+                event,
+                gap_days,
+                days,
+            } => Exec::Restarted {
+                id: self.id(event),
+                gap: i64::from(*gap_days) * DAY_MS,
+                from: self.since(Some(*days)),
+            },
+            Node::InSegment { segment } => Exec::InSegment(self.table.members(*segment)),
+        })
+    }
+}
+
+/// What every person of one evaluation shares.
+struct Ctx<'a> {
+    names: &'a [String],
+    table: &'a ProfileTable,
+    now: i64,
+    rules: &'a StageRules,
+}
+
+impl Ctx<'_> {
+    fn person<'e>(&'e self, person: u64, events: Events<'e>) -> Person<'e> {
+        Person {
+            person,
+            at: self.table.slot(person),
+            events,
+            names: self.names,
+            table: self.table,
+            now: self.now,
+            rules: self.rules,
+            stage: std::cell::OnceCell::new(),
+        }
+    }
+}
+
+/// One person's inputs.
 struct Person<'a> {
+    person: u64,
+    at: Option<usize>,
     events: Events<'a>,
     names: &'a [String],
-    facts: Option<&'a PersonFacts>,
+    table: &'a ProfileTable,
     now: i64,
     rules: &'a StageRules,
     stage: std::cell::OnceCell<Option<Stage>>,
@@ -478,64 +867,60 @@ impl Person<'_> {
             .get_or_init(|| stage_at(self.rules, self.names, self.events, self.now))
     }
 
-    fn holds(&self, node: &Node, ids: &HashMap<&str, u32>) -> bool {
+    /// Times of event `id` before now, from `from` on.
+    fn times(&self, id: u32, from: i64) -> impl Iterator<Item = (usize, i64)> + '_ {
+        let ev = self.events;
+        (0..ev.len())
+            .filter(move |&i| ev.names[i] == id && ev.ts[i] >= from && ev.ts[i] < self.now)
+            .map(move |i| (i, ev.ts[i]))
+    }
+
+    fn holds(&self, node: &Exec<'_>) -> bool {
         match node {
-            Node::And { all } => all.iter().all(|n| self.holds(n, ids)),
-            Node::Or { any } => any.iter().any(|n| self.holds(n, ids)),
-            Node::Not { node } => !self.holds(node, ids),
-            Node::Trait {
-                property,
-                op,
-                value,
-            } => {
-                let empty = JsonMap::new();
-                let traits = self.facts.map_or(&empty, |f| &f.traits);
-                condition(property, *op, value).holds(traits)
-            }
-            Node::Did {
-                event,
+            Exec::And(all) => all.iter().all(|n| self.holds(n)),
+            Exec::Or(any) => any.iter().any(|n| self.holds(n)),
+            Exec::Not(node) => !self.holds(node),
+            Exec::Trait(test) => test.holds(self.at),
+            Exec::Did {
+                id,
                 min,
                 max,
-                days,
-                value,
+                from,
+                test,
+                passing,
             } => {
-                let Some(&id) = ids.get(event.as_str()) else {
-                    return min.unwrap_or(1) == 0;
+                let n = match (id, passing) {
+                    (None, _) => 0,
+                    (Some(_), Some(passing)) => passing.get(&self.person).map_or(0, |ts| {
+                        ts.iter().filter(|&&t| t >= *from && t < self.now).count() as u64
+                    }),
+                    (Some(id), None) => self
+                        .times(*id, *from)
+                        .filter(|&(i, _)| {
+                            test.as_ref().is_none_or(|c| {
+                                c.holds_value(value_json(self.events.values[i]).as_ref(), None)
+                            })
+                        })
+                        .count() as u64,
                 };
-                let from = days.map_or(i64::MIN, |d| self.now - i64::from(d) * DAY_MS);
-                let test = value.as_ref().map(ValueTest::condition);
-                let ev = &self.events;
-                let n = (0..ev.len())
-                    .filter(|&i| {
-                        let t = ev.ts[i];
-                        ev.names[i] == id
-                            && t >= from
-                            && t < self.now
-                            && test
-                                .as_ref()
-                                .is_none_or(|c| c.holds(&value_map(ev.values[i])))
-                    })
-                    .count() as u64;
-                n >= u64::from(min.unwrap_or(1)) && max.is_none_or(|m| n <= u64::from(m))
+                n >= *min && max.is_none_or(|m| n <= m)
             }
-            Node::Sequence {
+            Exec::Sequence {
                 first,
                 then,
-                within_days,
-                days,
+                from,
+                within,
             } => {
-                let (Some(&a), Some(&b)) = (ids.get(first.as_str()), ids.get(then.as_str())) else {
+                let (Some(a), Some(b)) = (*first, *then) else {
                     return false;
                 };
-                let from = days.map_or(i64::MIN, |d| self.now - i64::from(d) * DAY_MS);
-                let within = i64::from(*within_days) * DAY_MS;
                 // The latest earlier `first` is the best partner of each `then`.
                 let mut last_first: Option<i64> = None;
                 for (&t, &name) in self.events.ts.iter().zip(self.events.names) {
-                    if t < from || t >= self.now {
+                    if t < *from || t >= self.now {
                         continue;
                     }
-                    if name == b && last_first.is_some_and(|f| t - f <= within) {
+                    if name == b && last_first.is_some_and(|f| t - f <= *within) {
                         return true;
                     }
                     if name == a {
@@ -544,75 +929,86 @@ impl Person<'_> {
                 }
                 false
             }
-            Node::Regularly {
-                event,
-                weeks,
-                min_per_week,
-            } => {
-                let Some(&id) = ids.get(event.as_str()) else {
+            Exec::Regularly { id, weeks, min } => {
+                let Some(id) = *id else {
                     return false;
                 };
                 let week = 7 * DAY_MS;
-                let mut counts = vec![0u32; *weeks as usize];
-                for (&t, &name) in self.events.ts.iter().zip(self.events.names) {
-                    if name == id && t < self.now {
-                        let k = (self.now - 1 - t) / week;
-                        if let Some(c) = counts.get_mut(k as usize) {
-                            *c += 1;
-                        }
+                let mut counts = vec![0u32; *weeks];
+                for (_, t) in self.times(id, i64::MIN) {
+                    if let Some(c) = counts.get_mut(((self.now - 1 - t) / week) as usize) {
+                        *c += 1;
                     }
                 }
-                counts.iter().all(|&c| c >= min_per_week.unwrap_or(1))
+                counts.iter().all(|c| c >= min)
             }
-            Node::Aggregate {
-                event,
-                agg,
-                days,
-                op,
-                value,
+            Exec::Aggregate { agg, id, cond } => {
+                let got = agg.of(self.events, *id, self.now);
+                cond.holds_value(value_json(got.unwrap_or(f64::NAN)).as_ref(), None)
+            }
+            Exec::Stage(any_of) => self.stage().is_some_and(|s| any_of.contains(&s)),
+            Exec::Score { which, cond } => {
+                let v = self.table.score(*which, self.at);
+                cond.holds_value(value_json(v).as_ref(), None)
+            }
+            Exec::Seen {
+                first,
+                within,
+                before,
             } => {
-                let got = aggregate(event, agg, days).of(self.events, ids, self.now);
-                condition("value", *op, value).holds(&value_map(got.unwrap_or(f64::NAN)))
+                let t = if *first {
+                    self.events.ts.first().copied()
+                } else {
+                    self.events
+                        .ts
+                        .iter()
+                        .rev()
+                        .find(|&&t| t < self.now)
+                        .copied()
+                };
+                seen(t, *within, *before, self.now)
             }
-            Node::Stage { any_of } => self.stage().is_some_and(|s| any_of.contains(&s)),
-            Node::Score { score, op, value } => {
-                let empty = JsonMap::new();
-                let scores = self.facts.map_or(&empty, |f| &f.scores);
-                condition(score, *op, value).holds(scores)
-            }
-            Node::FirstSeen {
-                within_days,
-                before_days,
-            } => seen(
-                self.events.ts.first().copied(),
-                *within_days,
-                *before_days,
-                self.now,
-            ),
-            Node::LastSeen {
-                within_days,
-                before_days,
-            } => {
-                let last = self
-                    .events
-                    .ts
-                    .iter()
-                    .rev()
-                    .find(|&&t| t < self.now)
-                    .copied();
-                seen(last, *within_days, *before_days, self.now)
+            Exec::FirstTime { id, from } => id.is_some_and(|id| {
+                self.times(id, i64::MIN)
+                    .next()
+                    .is_some_and(|(_, t)| t >= *from)
+            }),
+            Exec::Stopped {
+                id,
+                from,
+                edge,
+                min,
+            } => id.is_some_and(|id| {
+                let (mut before, mut since) = (0u64, 0u64);
+                for (_, t) in self.times(id, *from) {
+                    if t < *edge {
+                        before += 1;
+                    } else {
+                        since += 1;
+                    }
+                }
+                before >= *min && since == 0
+            }),
+            Exec::Restarted { id, gap, from } => id.is_some_and(|id| {
+                let mut prev: Option<i64> = None;
+                for (_, t) in self.times(id, i64::MIN) {
+                    if t >= *from && prev.is_some_and(|p| t - p >= *gap) {
+                        return true;
+                    }
+                    prev = Some(t);
+                }
+                false
+            }),
+            Exec::InSegment(members) => {
+                members.is_some_and(|m| m.binary_search(&self.person).is_ok())
             }
         }
     }
 }
 
-/// An event's value as the map a [`ValueTest`] reads (`value` absent when the event has none).
-fn value_map(v: f64) -> JsonMap {
-    let mut m = JsonMap::new();
-    if !v.is_nan() {
-        m.insert("value".into(), serde_json::json!(v));
-    }
-    m
+/// A value as a comparison reads it (None when the event or score has none).
+fn value_json(v: f64) -> Option<Value> {
+    (!v.is_nan()).then(|| serde_json::json!(v))
 }
 
 fn seen(t: Option<i64>, within: Option<u32>, before: Option<u32>, now: i64) -> bool {
@@ -626,50 +1022,139 @@ fn seen(t: Option<i64>, within: Option<u32>, before: Option<u32>, now: i64) -> b
     }
 }
 
-/// Evaluates a segment over every person of `source` with events; `facts` gives their traits
-/// and scores.
+/// Evaluates a segment over every person of `source` with events and every person of
+/// `table` (persons with a profile and no events are tested with none); `table` gives their
+/// traits (the columns of [`Node::trait_keys`]; a column not loaded reads as absent), scores
+/// and the members of saved segments.
 pub fn segment(
     source: &dyn PersonSource,
-    facts: &HashMap<u64, PersonFacts>,
+    table: &ProfileTable,
     q: &SegmentQuery,
 ) -> Result<SegmentResult> {
+    Ok(segment_members(source, table, q)?.into_result(q.sample))
+}
+
+/// Every member of a segment, sorted, and the number of persons tested.
+#[derive(Debug, Clone, Default)]
+pub struct Members {
+    /// Member person ids, ascending.
+    pub members: Vec<u64>,
+    /// Persons tested.
+    pub persons: u64,
+}
+
+impl Members {
+    /// The size and the first `sample` members.
+    pub fn into_result(mut self, sample: usize) -> SegmentResult {
+        let size = self.members.len() as u64;
+        self.members.truncate(sample);
+        SegmentResult {
+            size,
+            persons: self.persons,
+            sample: self.members,
+        }
+    }
+}
+
+/// [`segment`], listing every member.
+pub fn segment_members(
+    source: &dyn PersonSource,
+    table: &ProfileTable,
+    q: &SegmentQuery,
+) -> Result<Members> {
+    members_among(source, table, q, None)
+}
+
+/// [`segment_members`] over some persons only: `source` holds only their events and the
+/// table is walked for `only` (sorted) instead of everyone.
+pub(crate) fn members_among(
+    source: &dyn PersonSource,
+    table: &ProfileTable,
+    q: &SegmentQuery,
+    only: Option<&[u64]>,
+) -> Result<Members> {
     q.root.check()?;
     let names = source.names();
-    let ids: HashMap<&str, u32> = names
-        .iter()
-        .enumerate()
-        .map(|(i, n)| (n.as_str(), i as u32))
-        .collect();
+    let compile = Compile {
+        source,
+        table,
+        ids: names
+            .iter()
+            .enumerate()
+            .map(|(i, n)| (n.as_str(), i as u32))
+            .collect(),
+        now: q.now,
+        threads: q.threads,
+    };
+    let exec = compile.node(&q.root)?;
+    let ctx = Ctx {
+        names,
+        table,
+        now: q.now,
+        rules: &q.rules,
+    };
     let parts = run_sharded(source, q.threads, |src, shard, shards| {
-        let (mut persons, mut members) = (0u64, Vec::new());
-        src.for_each_person_with_values(shard, shards, &mut |person, events| {
-            persons += 1;
-            let p = Person {
-                events,
-                names,
-                facts: facts.get(&person.0),
-                now: q.now,
-                rules: &q.rules,
-                stage: std::cell::OnceCell::new(),
-            };
-            if p.holds(&q.root, &ids) {
-                members.push(person.0);
+        let (mut members, mut visited, mut unprofiled) = (Vec::new(), Vec::new(), 0u64);
+        src.for_each_person_with_values(shard, shards, &mut |id, events| {
+            let p = ctx.person(id.0, events);
+            match p.at {
+                Some(at) => visited.push(at),
+                // Events newer than the table's profiles.
+                None => unprofiled += 1,
+            }
+            if p.holds(&exec) {
+                members.push(id.0);
             }
         });
-        (persons, members)
+        (members, visited, unprofiled)
     });
-    let mut persons = 0;
-    let mut members = Vec::new();
-    for (n, m) in parts {
-        persons += n;
-        members.extend(m);
+    let mut seen = vec![false; table.positions_len()];
+    let mut out = Members::default();
+    for (m, v, unprofiled) in parts {
+        out.persons += v.len() as u64 + unprofiled;
+        for &at in &v {
+            seen[at] = true;
+        }
+        out.members.extend(m);
     }
-    members.sort_unstable();
-    let size = members.len() as u64;
-    members.truncate(q.sample);
-    Ok(SegmentResult {
-        size,
-        persons,
-        sample: members,
-    })
+    // Everyone else in the table (or of `only`), with no events.
+    let positions: Vec<usize> = match only {
+        None => (0..table.positions_len()).collect(),
+        Some(only) => only.iter().filter_map(|&p| table.slot(p)).collect(),
+    };
+    let rest: Vec<(Vec<u64>, u64)> = std::thread::scope(|scope| {
+        let threads = q.threads.max(1);
+        let handles: Vec<_> = positions
+            .chunks(positions.len().div_ceil(threads).max(1))
+            .map(|chunk| {
+                let (seen, exec, ctx) = (&seen, &exec, &ctx);
+                scope.spawn(move || {
+                    let (mut members, mut tested) = (Vec::new(), 0u64);
+                    for &at in chunk {
+                        if seen[at] {
+                            continue;
+                        }
+                        if let Some(id) = table.at(at) {
+                            tested += 1;
+                            if ctx.person(id, Events::default()).holds(exec) {
+                                members.push(id);
+                            }
+                        }
+                    }
+                    (members, tested)
+                })
+            })
+            .collect();
+        handles
+            .into_iter()
+            .map(|h| h.join().expect("segment thread panicked"))
+            .collect()
+    });
+    for (m, tested) in rest {
+        out.members.extend(m);
+        out.persons += tested;
+    }
+    out.members.sort_unstable();
+    out.members.dedup();
+    Ok(out)
 }

@@ -18,7 +18,7 @@ use lodestar_store::{Run, RunOffsets, Snapshot};
 
 /// One person's events, in time order; events with equal times in the order they were
 /// written (write sequence).
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone, Copy, Default)]
 pub struct Events<'a> {
     /// Event time per event (ms since the Unix epoch, UTC).
     pub ts: &'a [i64],
@@ -116,6 +116,24 @@ pub trait PersonSource: Sync {
         self.visit(shard, shards, true, f);
     }
 
+    /// Per person, the times (ascending) of the events named `event` within `[from, to)`
+    /// whose properties satisfy every condition of `conds`. Sources that hold no
+    /// properties answer with an error.
+    fn times_where(
+        &self,
+        event: u32,
+        conds: &[crate::filter::Condition],
+        from: i64,
+        to: i64,
+        threads: usize,
+    ) -> crate::Result<HashMap<u64, Vec<i64>>> {
+        let _ = (event, conds, from, to, threads);
+        Err(crate::AnalyticsError::invalid(
+            "where",
+            "this source holds no event properties",
+        ))
+    }
+
     /// The id of an event name, if any event has it.
     fn name_id(&self, name: &str) -> Option<u32> {
         self.names()
@@ -132,6 +150,8 @@ pub struct VecSource {
     /// Per person, sorted by person: (person, ts, name, value), each person's events in
     /// time order.
     persons: Vec<PersonRows>,
+    /// Per person (as `persons`), each event's properties, when given.
+    properties: Option<Vec<Vec<lodestar_core::JsonMap>>>,
 }
 
 type PersonRows = (u64, Vec<i64>, Vec<u32>, Vec<f64>);
@@ -146,30 +166,52 @@ impl VecSource {
     /// Builds a source from (person, time, event name, value) rows in any order; NaN is "no
     /// value". Rows of one person with equal times keep their given order.
     pub fn with_values<'a>(rows: impl IntoIterator<Item = (u64, i64, &'a str, f64)>) -> VecSource {
+        let mut source = VecSource::with_properties(
+            rows.into_iter()
+                .map(|(p, t, n, v)| (p, t, n, v, lodestar_core::JsonMap::new())),
+        );
+        source.properties = None;
+        source
+    }
+
+    /// Builds a source from (person, time, event name, value, properties) rows in any
+    /// order; NaN is "no value". Rows of one person with equal times keep their given order.
+    pub fn with_properties<'a>(
+        rows: impl IntoIterator<Item = (u64, i64, &'a str, f64, lodestar_core::JsonMap)>,
+    ) -> VecSource {
         let mut names: Vec<String> = Vec::new();
         let mut ids: HashMap<String, u32> = HashMap::new();
-        let mut by_person: HashMap<u64, Vec<(i64, u32, f64)>> = HashMap::new();
-        for (person, ts, name, value) in rows {
+        let mut by_person: HashMap<u64, Vec<(i64, u32, f64, lodestar_core::JsonMap)>> =
+            HashMap::new();
+        for (person, ts, name, value, props) in rows {
             let id = *ids.entry(name.to_string()).or_insert_with(|| {
                 names.push(name.to_string());
                 names.len() as u32 - 1
             });
-            by_person.entry(person).or_default().push((ts, id, value));
+            by_person
+                .entry(person)
+                .or_default()
+                .push((ts, id, value, props));
         }
-        let mut persons: Vec<PersonRows> = by_person
-            .into_iter()
-            .map(|(p, mut ev)| {
-                ev.sort_by_key(|e| e.0);
-                (
-                    p,
-                    ev.iter().map(|e| e.0).collect(),
-                    ev.iter().map(|e| e.1).collect(),
-                    ev.iter().map(|e| e.2).collect(),
-                )
-            })
-            .collect();
-        persons.sort_by_key(|p| p.0);
-        VecSource { names, persons }
+        let mut by_person: Vec<_> = by_person.into_iter().collect();
+        by_person.sort_by_key(|p| p.0);
+        let mut persons = Vec::with_capacity(by_person.len());
+        let mut properties = Vec::with_capacity(by_person.len());
+        for (p, mut ev) in by_person {
+            ev.sort_by_key(|e| e.0);
+            persons.push((
+                p,
+                ev.iter().map(|e| e.0).collect(),
+                ev.iter().map(|e| e.1).collect(),
+                ev.iter().map(|e| e.2).collect(),
+            ));
+            properties.push(ev.into_iter().map(|e| e.3).collect());
+        }
+        VecSource {
+            names,
+            persons,
+            properties: Some(properties),
+        }
     }
 }
 
@@ -190,6 +232,35 @@ impl PersonSource for VecSource {
                 f(PersonId(*p), Events { ts, names, values });
             }
         }
+    }
+
+    fn times_where(
+        &self,
+        event: u32,
+        conds: &[crate::filter::Condition],
+        from: i64,
+        to: i64,
+        _threads: usize,
+    ) -> crate::Result<HashMap<u64, Vec<i64>>> {
+        let Some(properties) = &self.properties else {
+            return Err(crate::AnalyticsError::invalid(
+                "where",
+                "this source holds no event properties",
+            ));
+        };
+        let mut out: HashMap<u64, Vec<i64>> = HashMap::new();
+        for ((p, ts, names, _), props) in self.persons.iter().zip(properties) {
+            for i in 0..ts.len() {
+                if names[i] == event
+                    && ts[i] >= from
+                    && ts[i] < to
+                    && conds.iter().all(|c| c.holds(&props[i]))
+                {
+                    out.entry(*p).or_default().push(ts[i]);
+                }
+            }
+        }
+        Ok(out)
     }
 }
 
@@ -448,6 +519,40 @@ impl PersonSource for SnapshotSource<'_> {
         f: &mut dyn FnMut(PersonId, Events<'_>),
     ) {
         self.walk(shard, shards, true, true, f);
+    }
+
+    fn times_where(
+        &self,
+        event: u32,
+        conds: &[crate::filter::Condition],
+        from: i64,
+        to: i64,
+        threads: usize,
+    ) -> crate::Result<HashMap<u64, Vec<i64>>> {
+        let runs = &self.runs;
+        let found = crate::filter::scan_bodies(
+            self.snapshot,
+            |r, i| {
+                let run = &runs[r];
+                run.names[i] == event && run.ts[i] >= from && run.ts[i] < to && !self.dropped(r, i)
+            },
+            threads,
+            |_, _, props| conds.iter().all(|c| c.holds(props)).then_some(()),
+        )?;
+        let mut out: HashMap<u64, Vec<i64>> = HashMap::new();
+        for (r, rows) in found.iter().enumerate() {
+            let run = &runs[r];
+            for &(i, ()) in rows {
+                let person = self.snapshot.canonical(run.stored_person(i));
+                if self.kept(person) {
+                    out.entry(person).or_default().push(run.ts[i]);
+                }
+            }
+        }
+        for ts in out.values_mut() {
+            ts.sort_unstable();
+        }
+        Ok(out)
     }
 }
 

@@ -4,7 +4,8 @@
 use std::collections::{BTreeSet, HashMap};
 
 use lodestar_analytics::VecSource;
-use lodestar_analytics::filter::Op;
+use lodestar_analytics::filter::{Condition, Op};
+use lodestar_analytics::profiles::ProfileTable;
 use lodestar_analytics::segment::{Node, PersonFacts, SegmentQuery, ValueTest, segment};
 use lodestar_analytics::stages::{Stage, StageRules, stage_at};
 use proptest::prelude::*;
@@ -14,7 +15,9 @@ const DAY: i64 = 86_400_000;
 const NOW: i64 = 1_772_323_200_000 + 60 * DAY;
 const NAMES: [&str; 3] = ["A", "B", "Order Completed"];
 
-type Row = (u64, i64, &'static str, f64);
+/// (person, time, event, value, category property).
+type Row = (u64, i64, &'static str, f64, Option<&'static str>);
+const CATEGORIES: [&str; 2] = ["books", "toys"];
 
 fn rows() -> impl Strategy<Value = Vec<Row>> {
     proptest::collection::vec(
@@ -26,8 +29,17 @@ fn rows() -> impl Strategy<Value = Vec<Row>> {
             -1i64..2,
             0usize..3,
             prop_oneof![Just(f64::NAN), (0u32..5).prop_map(|v| f64::from(v) * 10.0)],
+            proptest::option::of(0usize..2),
         )
-            .prop_map(|(p, d, jitter, n, v)| (p, NOW - d * DAY + jitter, NAMES[n], v)),
+            .prop_map(|(p, d, jitter, n, v, c)| {
+                (
+                    p,
+                    NOW - d * DAY + jitter,
+                    NAMES[n],
+                    v,
+                    c.map(|c| CATEGORIES[c]),
+                )
+            }),
         0..150,
     )
 }
@@ -39,12 +51,13 @@ fn facts() -> impl Strategy<Value = HashMap<u64, PersonFacts>> {
             proptest::option::of(prop_oneof![Just("free"), Just("pro")]),
             proptest::option::of(0u32..80),
             proptest::option::of(0u32..500),
+            proptest::option::of(0i64..90),
         ),
         0..25,
     )
     .prop_map(|m| {
         m.into_iter()
-            .map(|(p, (plan, age, clv))| {
+            .map(|(p, (plan, age, clv, joined))| {
                 let mut f = PersonFacts::default();
                 if let Some(plan) = plan {
                     f.traits.insert("plan".into(), json!(plan));
@@ -54,6 +67,16 @@ fn facts() -> impl Strategy<Value = HashMap<u64, PersonFacts>> {
                 }
                 if let Some(clv) = clv {
                     f.scores.insert("clv".into(), json!(clv));
+                }
+                if let Some(d) = joined {
+                    // A date as text, whole days before now (on the edge) or as ms.
+                    let t = lodestar_core::Timestamp(NOW - d * DAY);
+                    let v = if d % 2 == 0 {
+                        json!(t.to_rfc3339())
+                    } else {
+                        json!(t.0)
+                    };
+                    f.traits.insert("joined".into(), v);
                 }
                 (p, f)
             })
@@ -73,6 +96,42 @@ fn leaf() -> impl Strategy<Value = Node> {
             op: Op::Gt,
             value: Some(json!(v)),
         }),
+        (0u32..80, 0u32..40).prop_map(|(lo, w)| Node::Trait {
+            property: "age".into(),
+            op: Op::Between,
+            value: Some(json!([lo, lo + w])),
+        }),
+        (0u32..90, any::<bool>()).prop_map(|(d, within)| Node::Trait {
+            property: "joined".into(),
+            op: if within {
+                Op::WithinDays
+            } else {
+                Op::BeforeDays
+            },
+            value: Some(json!(d)),
+        }),
+        (0usize..3, 1u32..40).prop_map(|(n, days)| Node::FirstTime {
+            event: NAMES[n].into(),
+            days,
+        }),
+        (
+            0usize..3,
+            1u32..30,
+            proptest::option::of(1u32..30),
+            proptest::option::of(1u32..3)
+        )
+            .prop_map(|(n, days, active_days, min)| Node::Stopped {
+                event: NAMES[n].into(),
+                days,
+                active_days,
+                min,
+            }),
+        (0usize..3, 1u32..20, 1u32..40).prop_map(|(n, gap_days, days)| Node::Restarted {
+            event: NAMES[n].into(),
+            gap_days,
+            days,
+        }),
+        Just(Node::InSegment { segment: 7 }),
         (
             0usize..3,
             proptest::option::of(0u32..3),
@@ -89,7 +148,23 @@ fn leaf() -> impl Strategy<Value = Node> {
                     op: Op::Gte,
                     value: Some(json!(v * 10)),
                 }),
+                filters: Vec::new(),
             }),
+        (0usize..3, 0usize..2, proptest::option::of(1u32..60)).prop_map(|(n, c, days)| {
+            Node::Did {
+                event: NAMES[n].into(),
+                min: None,
+                max: None,
+                days,
+                value: None,
+                filters: vec![Condition {
+                    event: None,
+                    property: "category".into(),
+                    op: Op::Eq,
+                    value: Some(json!(CATEGORIES[c])),
+                }],
+            }
+        }),
         (
             0usize..3,
             0usize..3,
@@ -154,27 +229,83 @@ fn rules() -> StageRules {
     StageRules::preset("ecommerce").unwrap()
 }
 
+/// The members of saved segment 7 (for `in_segment`).
+const SEGMENT_7: [u64; 4] = [2, 3, 11, 30];
+
+type Ev<'a> = (i64, &'a str, f64, Option<&'a str>);
+
 /// Straight from the definitions, on one person's rows (time-sorted).
 fn naive(
     node: &Node,
-    ev: &[(i64, &str, f64)],
+    p: u64,
+    ev: &[Ev<'_>],
     f: Option<&PersonFacts>,
     stage: Option<Stage>,
 ) -> bool {
     let num = |v: &Value| v.as_f64();
+    let past = |d: u32| NOW - i64::from(d) * DAY;
     match node {
-        Node::And { all } => all.iter().all(|n| naive(n, ev, f, stage)),
-        Node::Or { any } => any.iter().any(|n| naive(n, ev, f, stage)),
-        Node::Not { node } => !naive(node, ev, f, stage),
+        Node::And { all } => all.iter().all(|n| naive(n, p, ev, f, stage)),
+        Node::Or { any } => any.iter().any(|n| naive(n, p, ev, f, stage)),
+        Node::Not { node } => !naive(node, p, ev, f, stage),
+        Node::InSegment { .. } => SEGMENT_7.contains(&p),
+        Node::FirstTime { event, days } => ev
+            .iter()
+            .find(|e| e.1 == event && e.0 < NOW)
+            .is_some_and(|e| e.0 >= past(*days)),
+        Node::Stopped {
+            event,
+            days,
+            active_days,
+            min,
+        } => {
+            let lo = past(*days) - i64::from(active_days.unwrap_or(*days)) * DAY;
+            let before = ev
+                .iter()
+                .filter(|e| e.1 == event && e.0 >= lo && e.0 < past(*days))
+                .count() as u32;
+            let since = ev
+                .iter()
+                .filter(|e| e.1 == event && e.0 >= past(*days) && e.0 < NOW)
+                .count();
+            before >= min.unwrap_or(1) && since == 0
+        }
+        Node::Restarted {
+            event,
+            gap_days,
+            days,
+        } => {
+            let times: Vec<i64> = ev
+                .iter()
+                .filter(|e| e.1 == event && e.0 < NOW)
+                .map(|e| e.0)
+                .collect();
+            times
+                .windows(2)
+                .any(|w| w[1] >= past(*days) && w[1] - w[0] >= i64::from(*gap_days) * DAY)
+        }
         Node::Trait {
             property,
             op,
             value,
         } => {
             let got = f.and_then(|f| f.traits.get(property));
+            let ms = |g: &Value| {
+                g.as_i64()
+                    .or_else(|| lodestar_core::Timestamp::parse(g.as_str().unwrap()).map(|t| t.0))
+                    .unwrap()
+            };
             match (op, got, value) {
                 (Op::Eq, Some(g), Some(v)) => g == v,
                 (Op::Gt, Some(g), Some(v)) => num(g).unwrap() > num(v).unwrap(),
+                (Op::Between, Some(g), Some(v)) => {
+                    let g = num(g).unwrap();
+                    g >= num(&v[0]).unwrap() && g <= num(&v[1]).unwrap()
+                }
+                (Op::WithinDays, Some(g), Some(v)) => {
+                    ms(g) >= NOW - num(v).unwrap() as i64 * DAY && ms(g) <= NOW
+                }
+                (Op::BeforeDays, Some(g), Some(v)) => ms(g) < NOW - num(v).unwrap() as i64 * DAY,
                 (_, None, _) => false,
                 _ => unreachable!("generated ops only"),
             }
@@ -185,13 +316,16 @@ fn naive(
             max,
             days,
             value,
+            filters,
         } => {
             let mut n = 0u32;
-            for &(t, name, v) in ev {
+            for &(t, name, v, c) in ev {
                 let in_window = days.is_none_or(|d| t >= NOW - i64::from(d) * DAY);
                 let passes = value.as_ref().is_none_or(|test| {
                     !v.is_nan() && v >= num(test.value.as_ref().unwrap()).unwrap()
-                });
+                }) && filters
+                    .iter()
+                    .all(|w| c.is_some_and(|c| Some(&json!(c)) == w.value.as_ref()));
                 if name == event && t < NOW && in_window && passes {
                     n += 1;
                 }
@@ -234,7 +368,7 @@ fn naive(
             value,
             ..
         } => {
-            let picked: Vec<&(i64, &str, f64)> = ev
+            let picked: Vec<&Ev<'_>> = ev
                 .iter()
                 .filter(|e| {
                     e.0 < NOW
@@ -304,24 +438,36 @@ proptest! {
 
     #[test]
     fn membership_matches_a_naive_evaluator(rows in rows(), facts in facts(), root in tree(), threads in 1usize..4) {
-        let source = VecSource::with_values(rows.iter().copied());
+        let source = VecSource::with_properties(rows.iter().map(|&(p, t, n, v, c)| {
+            let mut props = lodestar_core::JsonMap::new();
+            if let Some(c) = c {
+                props.insert("category".into(), json!(c));
+            }
+            (p, t, n, v, props)
+        }));
         let q = SegmentQuery { root: root.clone(), now: NOW, rules: rules(), sample: usize::MAX, threads };
-        let got = segment(&source, &facts, &q).unwrap();
-        let mut by_person: std::collections::BTreeMap<u64, Vec<(i64, &str, f64)>> = Default::default();
-        for &(p, t, n, v) in &rows {
-            by_person.entry(p).or_default().push((t, n, v));
+        let mut table = ProfileTable::from_facts(&facts, &root.trait_keys());
+        table.set_memberships([(7, SEGMENT_7.to_vec())].into_iter().collect());
+        let got = segment(&source, &table, &q).unwrap();
+        let mut by_person: std::collections::BTreeMap<u64, Vec<Ev<'_>>> = Default::default();
+        for &(p, t, n, v, c) in &rows {
+            by_person.entry(p).or_default().push((t, n, v, c));
+        }
+        // Persons with a profile and no events are tested too.
+        for p in facts.keys() {
+            by_person.entry(*p).or_default();
         }
         let mut want = BTreeSet::new();
         for (p, ev) in by_person.iter_mut() {
             ev.sort_by_key(|e| e.0);
             // The stage leaf uses the stage kernel's own per-person function (itself checked
             // against its definition in tests/kernels.rs).
-            let one = VecSource::new(ev.iter().map(|&(t, n, _)| (*p, t, n)));
+            let one = VecSource::new(ev.iter().map(|&(t, n, _, _)| (*p, t, n)));
             let mut stage = None;
             lodestar_analytics::PersonSource::for_each_person(&one, 0, 1, &mut |_, e| {
                 stage = stage_at(&rules(), lodestar_analytics::PersonSource::names(&one), e, NOW);
             });
-            if naive(&root, ev, facts.get(p), stage) {
+            if naive(&root, *p, ev, facts.get(p), stage) {
                 want.insert(*p);
             }
         }
@@ -384,7 +530,9 @@ fn habits_and_sequences_by_hand() {
             sample: 10,
             threads: 1,
         };
-        segment(&source, &HashMap::new(), &q).unwrap().sample
+        segment(&source, &ProfileTable::default(), &q)
+            .unwrap()
+            .sample
     };
     assert_eq!(
         run(json!({"type": "regularly", "event": "A", "weeks": 2})),

@@ -3,7 +3,8 @@
 
 use std::sync::Arc;
 
-use lodestar_analytics::jobs::{create_segment, refresh_segments};
+use lodestar_analytics::jobs::{create_segment, refresh_segments, refresh_segments_touched};
+use lodestar_analytics::profiles::ProfileCache;
 use lodestar_core::{FixedClock, JsonMap, Message, MessageKind, ProjectId, Timestamp};
 use lodestar_store::{
     AppendBatch, EventStore, ModelFitRow, PersonScore, ProjectInfo, Store, StoreConfig,
@@ -25,7 +26,11 @@ fn open(dir: &std::path::Path) -> Arc<Store> {
 }
 
 fn buy(store: &Store, project: ProjectId, id: &str, user: &str, ts: i64) {
-    let m = Message {
+    send(store, project, message(id, user, ts));
+}
+
+fn message(id: &str, user: &str, ts: i64) -> Message {
+    Message {
         message_id: id.into(),
         kind: MessageKind::Track,
         event: Some("Order Completed".into()),
@@ -44,7 +49,10 @@ fn buy(store: &Store, project: ProjectId, id: &str, user: &str, ts: i64) {
         context: JsonMap::new(),
         integrations: JsonMap::new(),
         channel: None,
-    };
+    }
+}
+
+fn send(store: &Store, project: ProjectId, m: Message) {
     store
         .append(
             project,
@@ -56,6 +64,122 @@ fn buy(store: &Store, project: ProjectId, id: &str, user: &str, ts: i64) {
         .unwrap()
         .wait_blocking()
         .unwrap();
+}
+
+fn identify(
+    store: &Store,
+    project: ProjectId,
+    id: &str,
+    user: &str,
+    anon: Option<&str>,
+    plan: &str,
+) {
+    let mut m = message(id, user, T0);
+    m.kind = MessageKind::Identify;
+    m.event = None;
+    m.anonymous_id = anon.map(str::to_string);
+    m.traits.insert("plan".into(), serde_json::json!(plan));
+    send(store, project, m);
+}
+
+#[test]
+fn touched_rounds_follow_the_data_and_agree_with_a_full_round() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = open(dir.path());
+    let (project, _) = store.create_project("shop").unwrap();
+    let cache = ProfileCache::default();
+    buy(&store, project.id, "m1", "u1", T0);
+    identify(&store, project.id, "i1", "u2", None, "free");
+    let now = Timestamp(T0 + DAY);
+    let make = |name: &str, condition: serde_json::Value| {
+        let params = serde_json::json!({"name": name, "condition": condition});
+        create_segment(
+            &store,
+            &project,
+            &cache,
+            params.to_string().as_bytes(),
+            now,
+            2,
+        )
+        .unwrap()
+        .id
+    };
+    let repeat = make(
+        "repeat",
+        serde_json::json!({"type": "did", "event": "Order Completed", "min": 2}),
+    );
+    let pro = make(
+        "pro",
+        serde_json::json!({"type": "trait", "property": "plan", "op": "eq", "value": "pro"}),
+    );
+    let both = make(
+        "pro repeat buyers",
+        serde_json::json!({"type": "and", "all": [
+            {"type": "in_segment", "segment": repeat},
+            {"type": "trait", "property": "plan", "op": "eq", "value": "pro"}]}),
+    );
+    let mut since = refresh_segments_touched(&store, &project, &cache, 0, now, 2)
+        .unwrap()
+        .seq;
+    let mut round = |store: &Store| {
+        let r = refresh_segments_touched(store, &project, &cache, since, now, 2).unwrap();
+        since = r.seq;
+        r
+    };
+    let person = |user: &str| {
+        store
+            .find_profile(project.id, Some(user), None, None)
+            .unwrap()
+            .unwrap()
+            .person
+            .0
+    };
+    // A second purchase: u1 enters "repeat"; only u1 was looked at.
+    buy(&store, project.id, "m2", "u1", T0 + 1000);
+    let r = round(&store);
+    assert_eq!(r.persons, 1);
+    assert!(r.segments.contains(&(repeat, 1, 0)), "{r:?}");
+    // A trait change (identify) moves u2 into "pro" without any other event.
+    identify(&store, project.id, "i2", "u2", None, "pro");
+    let r = round(&store);
+    assert!(r.segments.contains(&(pro, 1, 0)), "{r:?}");
+    // An anonymous visitor with two orders identifies as u3 on the pro plan: the merged
+    // person enters all three (the nested segment sees "repeat" as of its last round).
+    for (i, t) in [(1, 10), (2, 20)] {
+        let mut m = message(&format!("a{i}"), "x", T0 + t);
+        m.user_id = None;
+        m.anonymous_id = Some("anon-3".into());
+        send(&store, project.id, m);
+    }
+    round(&store);
+    identify(&store, project.id, "i3", "u3", Some("anon-3"), "pro");
+    let r = round(&store);
+    let u3 = person("u3");
+    assert!(r.segments.contains(&(pro, 1, 0)), "{r:?}");
+    assert_eq!(
+        store.segment_members(project.id, repeat, 0, 10).unwrap(),
+        vec![person("u1"), u3]
+    );
+    assert_eq!(
+        store.segment_members(project.id, pro, 0, 10).unwrap(),
+        vec![person("u2"), u3]
+    );
+    // Nothing left for a full round to change: the touched rounds kept every segment exact,
+    // except what waits on another segment's latest round.
+    let full = refresh_segments(&store, &project, &cache, now, 2).unwrap();
+    for (id, entered, exited) in &full {
+        if *id != both {
+            assert_eq!((entered, exited), (&0, &0), "segment {id}: {full:?}");
+        }
+    }
+    // A fresh cache (a restarted server) agrees.
+    let fresh = ProfileCache::default();
+    let again = refresh_segments(&store, &project, &fresh, now, 2).unwrap();
+    assert!(again.iter().all(|r| r.1 == 0 && r.2 == 0), "{again:?}");
+    assert_eq!(
+        store.segment_members(project.id, both, 0, 10).unwrap(),
+        vec![u3]
+    );
 }
 
 fn events(store: &Store, project: &ProjectInfo, segment: i64) -> Vec<(u64, bool)> {
@@ -76,9 +200,12 @@ fn boundaries_are_crossed_once_each_across_restarts() {
     buy(&store, project.id, "m2", "u2", T0);
     let repeat = serde_json::json!({"name": "repeat buyers", "condition":
         {"type": "did", "event": "Order Completed", "min": 2, "days": 30}});
+    // One cache for the store's life, as a server keeps it.
+    let cache = ProfileCache::default();
     let c = create_segment(
         &store,
         &project,
+        &cache,
         repeat.to_string().as_bytes(),
         Timestamp(T0 + DAY),
         2,
@@ -97,11 +224,11 @@ fn boundaries_are_crossed_once_each_across_restarts() {
     buy(&store, project.id, "m3", "u1", T0 + 2 * DAY);
     let now = Timestamp(T0 + 3 * DAY);
     assert_eq!(
-        refresh_segments(&store, &project, now, 2).unwrap(),
+        refresh_segments(&store, &project, &cache, now, 2).unwrap(),
         vec![(seg, 1, 0)]
     );
     assert_eq!(
-        refresh_segments(&store, &project, now, 2).unwrap(),
+        refresh_segments(&store, &project, &cache, now, 2).unwrap(),
         vec![(seg, 0, 0)]
     );
     assert_eq!(events(&store, &project, seg), vec![(u1, true)]);
@@ -111,8 +238,9 @@ fn boundaries_are_crossed_once_each_across_restarts() {
     drop(store);
     let store = open(dir.path());
     let project = store.project("shop").unwrap();
+    let cache = ProfileCache::default();
     assert_eq!(
-        refresh_segments(&store, &project, now, 1).unwrap(),
+        refresh_segments(&store, &project, &cache, now, 1).unwrap(),
         vec![(seg, 0, 0)]
     );
     assert_eq!(
@@ -123,11 +251,11 @@ fn boundaries_are_crossed_once_each_across_restarts() {
     // Time passes: the first purchase leaves the 30-day window; u1 exits, once.
     let later = Timestamp(T0 + 31 * DAY);
     assert_eq!(
-        refresh_segments(&store, &project, later, 2).unwrap(),
+        refresh_segments(&store, &project, &cache, later, 2).unwrap(),
         vec![(seg, 0, 1)]
     );
     assert_eq!(
-        refresh_segments(&store, &project, later, 2).unwrap(),
+        refresh_segments(&store, &project, &cache, later, 2).unwrap(),
         vec![(seg, 0, 0)]
     );
     assert_eq!(events(&store, &project, seg), vec![(u1, true), (u1, false)]);
@@ -135,7 +263,15 @@ fn boundaries_are_crossed_once_each_across_restarts() {
     // A model rescore: u1's CLV crosses 500 up, then down.
     let valuable = serde_json::json!({"name": "valuable", "condition":
         {"type": "score", "score": "clv", "op": "gt", "value": 500}});
-    let v = create_segment(&store, &project, valuable.to_string().as_bytes(), later, 2).unwrap();
+    let v = create_segment(
+        &store,
+        &project,
+        &cache,
+        valuable.to_string().as_bytes(),
+        later,
+        2,
+    )
+    .unwrap();
     let vseg = v.id;
     assert_eq!(v.size, 0);
     let fit = |clv: f64| {
@@ -156,10 +292,10 @@ fn boundaries_are_crossed_once_each_across_restarts() {
         store.record_model_fit(project.id, &row, &[score]).unwrap();
     };
     fit(900.0);
-    let results = refresh_segments(&store, &project, later, 2).unwrap();
+    let results = refresh_segments(&store, &project, &cache, later, 2).unwrap();
     assert!(results.contains(&(vseg, 1, 0)), "{results:?}");
     fit(100.0);
-    let results = refresh_segments(&store, &project, later, 2).unwrap();
+    let results = refresh_segments(&store, &project, &cache, later, 2).unwrap();
     assert!(results.contains(&(vseg, 0, 1)), "{results:?}");
     assert_eq!(
         events(&store, &project, vseg),
@@ -168,19 +304,42 @@ fn boundaries_are_crossed_once_each_across_restarts() {
 
     // Static segments keep their list; names are unique.
     let fixed = serde_json::json!({"name": "pilot", "persons": [u1, u1, 999]});
-    let st = create_segment(&store, &project, fixed.to_string().as_bytes(), later, 1).unwrap();
+    let st = create_segment(
+        &store,
+        &project,
+        &cache,
+        fixed.to_string().as_bytes(),
+        later,
+        1,
+    )
+    .unwrap();
     let sseg = st.id;
     assert_eq!(st.size, 2);
-    refresh_segments(&store, &project, later, 1).unwrap();
+    refresh_segments(&store, &project, &cache, later, 1).unwrap();
     assert_eq!(
         store.segment_members(project.id, sseg, 0, 10).unwrap(),
         vec![u1, 999]
     );
-    let again = create_segment(&store, &project, fixed.to_string().as_bytes(), later, 1);
+    let again = create_segment(
+        &store,
+        &project,
+        &cache,
+        fixed.to_string().as_bytes(),
+        later,
+        1,
+    );
     assert!(again.unwrap_err().to_string().contains("exists"));
     // A static segment from user ids (a CSV list): unknown ids are counted, not members.
     let listed = serde_json::json!({"name": "from csv", "user_ids": ["u2", "u1", "ghost", "u2"]});
-    let l = create_segment(&store, &project, listed.to_string().as_bytes(), later, 1).unwrap();
+    let l = create_segment(
+        &store,
+        &project,
+        &cache,
+        listed.to_string().as_bytes(),
+        later,
+        1,
+    )
+    .unwrap();
     let u2 = store
         .find_profile(project.id, Some("u2"), None, None)
         .unwrap()

@@ -233,6 +233,7 @@ pub fn create_segment(
     let created = lodestar_analytics::jobs::create_segment(
         &store,
         &info,
+        &Default::default(),
         params.to_string().as_bytes(),
         clock().now(),
         threads,

@@ -530,6 +530,7 @@ pub(crate) async fn segment_preview(
         lodestar_analytics::jobs::segment_preview(
             &s.store,
             &project,
+            &s.profiles,
             &body,
             s.clock.now(),
             s.analysis_threads,
@@ -554,6 +555,7 @@ pub(crate) async fn create_segment(
         lodestar_analytics::jobs::create_segment(
             &s.store,
             &project,
+            &s.profiles,
             &body,
             s.clock.now(),
             s.analysis_threads,
@@ -725,6 +727,7 @@ pub(crate) async fn refresh_segments(
         lodestar_analytics::jobs::refresh_segments(
             &s.store,
             &project,
+            &s.profiles,
             s.clock.now(),
             s.analysis_threads,
         )

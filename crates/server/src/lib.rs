@@ -89,6 +89,8 @@ pub struct AppState {
     pub(crate) in_flight: tokio::sync::Semaphore,
     /// Threads one analysis uses.
     pub(crate) analysis_threads: usize,
+    /// Profile tables for segments, kept current between questions.
+    pub(crate) profiles: lodestar_analytics::profiles::ProfileCache,
 }
 
 impl AppState {
@@ -102,7 +104,52 @@ impl AppState {
             metrics: HttpMetrics::default(),
             in_flight: tokio::sync::Semaphore::new(config.max_in_flight.max(1)),
             analysis_threads: std::thread::available_parallelism().map_or(2, |n| n.get()),
+            profiles: Default::default(),
         })
+    }
+}
+
+/// Every minute, re-evaluates each project's dynamic segments for the persons with events
+/// written since the last round (see [`lodestar_analytics::jobs::refresh_segments_touched`]),
+/// so that entries and exits follow the data within a minute; the hourly round handles time
+/// passing.
+async fn follow_segments(state: Arc<AppState>) {
+    let minute = std::time::Duration::from_secs(60);
+    let mut tick = tokio::time::interval_at(tokio::time::Instant::now() + minute, minute);
+    let cursors = Arc::new(std::sync::Mutex::new(std::collections::HashMap::new()));
+    loop {
+        tick.tick().await;
+        let (state, cursors) = (Arc::clone(&state), Arc::clone(&cursors));
+        let done = tokio::task::spawn_blocking(move || {
+            let mut cursors = cursors.lock().expect("cursor lock");
+            for project in state.store.projects().unwrap_or_default() {
+                let since = cursors.get(&project.id).copied().unwrap_or(0);
+                match lodestar_analytics::jobs::refresh_segments_touched(
+                    &state.store,
+                    &project,
+                    &state.profiles,
+                    since,
+                    state.clock.now(),
+                    state.analysis_threads,
+                ) {
+                    Ok(round) => {
+                        cursors.insert(project.id, round.seq);
+                        for (segment, entered, exited) in round.segments {
+                            if entered + exited > 0 {
+                                tracing::info!(project = %project.name, segment, entered, exited, persons = round.persons, "segment followed");
+                            }
+                        }
+                    }
+                    Err(e) => {
+                        tracing::warn!(project = %project.name, error = %e, "segments not followed")
+                    }
+                }
+            }
+        })
+        .await;
+        if let Err(e) = done {
+            tracing::warn!(error = %e, "segment task failed");
+        }
     }
 }
 
@@ -140,6 +187,7 @@ async fn record_derived(state: Arc<AppState>) {
                 match lodestar_analytics::jobs::refresh_segments(
                     &state.store,
                     &project,
+                    &state.profiles,
                     now,
                     state.analysis_threads,
                 ) {
@@ -227,6 +275,7 @@ pub async fn serve(
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
     tokio::spawn(record_derived(Arc::clone(&state)));
+    tokio::spawn(follow_segments(Arc::clone(&state)));
     let app = router(state).into_make_service_with_connect_info::<SocketAddr>();
     axum::serve(listener, app)
         .with_graceful_shutdown(shutdown)

@@ -150,24 +150,39 @@ pub(crate) fn segments(dir: &Path) -> Result<Vec<SegmentRow>> {
     Ok(rows.collect::<std::result::Result<_, _>>()?)
 }
 
-/// Brings a segment's membership to `members` (ascending, distinct) as of `at`, recording an
+/// Brings a segment's membership to `members` (ascending, distinct) as of `at` — among the
+/// persons of `scope` (ascending) only, when given — recording an
 /// entry for each newcomer and an exit for each leaver, all in one transaction (so each
 /// crossing is recorded once, whatever crashes or restarts come between evaluations).
 /// Returns (entered, exited).
 pub(crate) fn update_members(
     dir: &Path,
     segment: i64,
+    scope: Option<&[u64]>,
     members: &[u64],
     at: Timestamp,
 ) -> Result<(u64, u64)> {
     let mut conn = open(dir)?;
     let tx = conn.transaction()?;
-    let current: Vec<u64> = {
-        let mut stmt =
-            tx.prepare("SELECT person FROM segment_members WHERE segment = ?1 ORDER BY person")?;
-        let rows = stmt.query_map(params![segment], |r| r.get::<_, i64>(0))?;
-        rows.map(|r| r.map(|p| p as u64))
-            .collect::<std::result::Result<_, _>>()?
+    let current: Vec<u64> = match scope {
+        None => {
+            let mut stmt = tx
+                .prepare("SELECT person FROM segment_members WHERE segment = ?1 ORDER BY person")?;
+            let rows = stmt.query_map(params![segment], |r| r.get::<_, i64>(0))?;
+            rows.map(|r| r.map(|p| p as u64))
+                .collect::<std::result::Result<_, _>>()?
+        }
+        Some(scope) => {
+            let mut stmt =
+                tx.prepare("SELECT 1 FROM segment_members WHERE segment = ?1 AND person = ?2")?;
+            let mut out = Vec::new();
+            for &p in scope {
+                if stmt.exists(params![segment, p as i64])? {
+                    out.push(p);
+                }
+            }
+            out
+        }
     };
     let (mut entered, mut exited) = (0u64, 0u64);
     {
@@ -513,15 +528,15 @@ mod tests {
         .unwrap();
         assert!(create_segment(d, "vip", true, &serde_json::json!({}), Timestamp(1)).is_err());
         assert_eq!(
-            update_members(d, seg, &[1, 3, 5], Timestamp(10)).unwrap(),
+            update_members(d, seg, None, &[1, 3, 5], Timestamp(10)).unwrap(),
             (3, 0)
         );
         assert_eq!(
-            update_members(d, seg, &[1, 3, 5], Timestamp(20)).unwrap(),
+            update_members(d, seg, None, &[1, 3, 5], Timestamp(20)).unwrap(),
             (0, 0)
         );
         assert_eq!(
-            update_members(d, seg, &[3, 4, 5, 9], Timestamp(30)).unwrap(),
+            update_members(d, seg, None, &[3, 4, 5, 9], Timestamp(30)).unwrap(),
             (2, 1)
         );
         assert_eq!(segment_members(d, seg, 0, 10).unwrap(), vec![3, 4, 5, 9]);
@@ -548,6 +563,12 @@ mod tests {
             (4, Some(Timestamp(30)))
         );
         assert_eq!(segment_events(d, Some(seg + 1), 0, 100).unwrap().len(), 0);
+        // Among some persons only: 4 leaves, 7 comes, 3 and 9 (outside the scope) stay.
+        assert_eq!(
+            update_members(d, seg, Some(&[4, 5, 7]), &[5, 7], Timestamp(40)).unwrap(),
+            (1, 1)
+        );
+        assert_eq!(segment_members(d, seg, 0, 10).unwrap(), vec![3, 5, 7, 9]);
     }
 
     #[test]

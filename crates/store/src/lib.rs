@@ -209,6 +209,18 @@ impl Store {
         }
     }
 
+    /// Calls `f(person, traits as JSON text)` for every canonical person in id order, or,
+    /// given `persons`, for each of them (`None` for a person merged into another or unknown).
+    /// Cheaper than [`EventStore::for_each_profile`]: no identities, no parsing.
+    pub fn for_each_traits(
+        &self,
+        project: ProjectId,
+        persons: Option<&[u64]>,
+        f: &mut dyn FnMut(u64, Option<&str>) -> Result<()>,
+    ) -> Result<()> {
+        self.handle(project)?.for_each_traits(persons, f)
+    }
+
     /// Keeps a fitted model and every buyer's scores; returns its version (id).
     pub fn record_model_fit(
         &self,
@@ -251,7 +263,26 @@ impl Store {
         members: &[u64],
         at: Timestamp,
     ) -> Result<(u64, u64)> {
-        derived::update_members(&self.project_dir(project), segment, members, at)
+        derived::update_members(&self.project_dir(project), segment, None, members, at)
+    }
+
+    /// [`Store::update_segment_members`] among the persons of `scope` (ascending) only:
+    /// `members` are those of them in the segment now; the others keep their membership.
+    pub fn update_segment_members_among(
+        &self,
+        project: ProjectId,
+        segment: i64,
+        scope: &[u64],
+        members: &[u64],
+        at: Timestamp,
+    ) -> Result<(u64, u64)> {
+        derived::update_members(
+            &self.project_dir(project),
+            segment,
+            Some(scope),
+            members,
+            at,
+        )
     }
 
     /// A segment's members above `after`, ascending.

@@ -610,6 +610,38 @@ impl Project {
         Ok(())
     }
 
+    /// Calls `f(person, traits JSON)` for every canonical person, or, given `persons`, for
+    /// each of them (`None` for a person merged into another or not known).
+    pub(crate) fn for_each_traits(
+        &self,
+        persons: Option<&[u64]>,
+        f: &mut dyn FnMut(u64, Option<&str>) -> Result<()>,
+    ) -> Result<()> {
+        let conn = self.reader()?;
+        match persons {
+            None => {
+                let mut stmt = conn.prepare(
+                    "SELECT id, traits FROM persons WHERE merged_into IS NULL ORDER BY id",
+                )?;
+                let mut rows = stmt.query([])?;
+                while let Some(r) = rows.next()? {
+                    let text = r.get_ref(1)?.as_str().map_err(rusqlite::Error::from)?;
+                    f(r.get::<_, i64>(0)? as u64, Some(text))?;
+                }
+            }
+            Some(persons) => {
+                let mut stmt = conn
+                    .prepare("SELECT traits FROM persons WHERE id = ?1 AND merged_into IS NULL")?;
+                for &p in persons {
+                    let text: Option<String> =
+                        stmt.query_row(params![p as i64], |r| r.get(0)).optional()?;
+                    f(p, text.as_deref())?;
+                }
+            }
+        }
+        Ok(())
+    }
+
     pub(crate) fn warnings(&self, limit: usize, before: Option<i64>) -> Result<Vec<WarningRow>> {
         let conn = self.reader()?;
         let mut stmt = conn.prepare(
