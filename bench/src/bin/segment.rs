@@ -34,7 +34,8 @@ const CITIES: [&str; 6] = ["上海", "北京", "杭州", "深圳", "成都", "�
 
 fn condition() -> Value {
     json!({"type": "and", "all": [
-        {"type": "trait", "property": "city", "op": "in", "value": ["上海", "北京", "杭州"]},
+        {"type": "trait", "property": "city", "op": "in",
+         "value": ["Shanghai", "Beijing", "Hangzhou", "上海", "北京", "杭州"]},
         {"type": "trait", "property": "plus_member", "op": "eq", "value": true},
         {"type": "did", "event": "Product Viewed", "min": 3, "days": 30},
         {"type": "stage", "in": ["growth", "maturity"]},
@@ -164,11 +165,17 @@ fn run(
     }
     let snapshot = store.snapshot(project.id)?;
     println!("store: {} events", snapshot.events());
-    let root: Node = serde_json::from_value(condition())?;
+    // LODESTAR_BENCH_CONDITION replaces the segment, for looking at one condition alone.
+    let root: Node = match std::env::var("LODESTAR_BENCH_CONDITION") {
+        Ok(text) => serde_json::from_str(&text)?,
+        Err(_) => serde_json::from_value(condition())?,
+    };
     let cache = ProfileCache::default();
     let started = Instant::now();
     let keys = root.trait_keys();
-    let persons = cache.with_table(store, project, &snapshot, &keys, &[], |t| t.len())?;
+    let persons = cache.with_table(store, project, &snapshot, &keys, &[], (NOW, threads), |t| {
+        t.len()
+    })?;
     println!(
         "profile table: {persons} profiles, columns {keys:?}, loaded in {:.1} s (once per server start)",
         started.elapsed().as_secs_f64()
@@ -187,9 +194,10 @@ fn run(
     let mut tested = 0;
     for _ in 0..runs {
         let started = Instant::now();
-        let m = cache.with_table(store, project, &snapshot, &keys, &[], |t| {
-            segment_members(&source, t, &q)
-        })??;
+        let m =
+            cache.with_table(store, project, &snapshot, &keys, &[], (NOW, threads), |t| {
+                segment_members(&source, t, &q)
+            })??;
         times.push(started.elapsed().as_secs_f64());
         size = m.members.len();
         tested = m.persons;

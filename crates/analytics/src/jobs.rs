@@ -63,6 +63,8 @@ pub struct PersonView {
     pub last_seen: Option<i64>,
     /// Model scores, newest version first.
     pub scores: Vec<PersonScore>,
+    /// The project's computed attributes (see [`crate::computed`]) at `now`, by name.
+    pub computed: lodestar_core::JsonMap,
     /// The latest `limit` events, newest first.
     pub timeline: Vec<TimelineEvent>,
 }
@@ -100,8 +102,19 @@ pub fn person_view(
         first_seen: None,
         last_seen: None,
         scores: store.person_scores(project.id, id)?,
+        computed: lodestar_core::JsonMap::new(),
         timeline: Vec::new(),
     };
+    let defs = crate::computed::definitions(&settings)?;
+    let values = crate::computed::compute_all(&source, &defs, now.millis(), 1)?;
+    for (def, by_person) in defs.iter().zip(values) {
+        let value = match by_person.get(&id) {
+            Some((v, _)) => v.clone(),
+            None => crate::computed::empty_value(def),
+        };
+        view.computed
+            .insert(def.name.clone(), value.unwrap_or(serde_json::Value::Null));
+    }
     source.for_each_person_with_values(0, 1, &mut |_, ev| {
         view.events = ev.len() as u64;
         view.first_seen = ev.ts.first().copied();
@@ -486,21 +499,29 @@ fn evaluate(
         None => source,
     };
     let (keys, segments) = needs(trees);
-    cache.with_table(store, project, snapshot, &keys, &segments, |table| {
-        trees
-            .iter()
-            .map(|tree| {
-                let q = crate::segment::SegmentQuery {
-                    root: tree.clone(),
-                    now: now.millis(),
-                    rules: rules.clone(),
-                    sample: usize::MAX,
-                    threads,
-                };
-                Ok(crate::segment::members_among(&source, table, &q, only)?)
-            })
-            .collect()
-    })?
+    cache.with_table(
+        store,
+        project,
+        snapshot,
+        &keys,
+        &segments,
+        (now.millis(), threads),
+        |table| {
+            trees
+                .iter()
+                .map(|tree| {
+                    let q = crate::segment::SegmentQuery {
+                        root: tree.clone(),
+                        now: now.millis(),
+                        rules: rules.clone(),
+                        sample: usize::MAX,
+                        threads,
+                    };
+                    Ok(crate::segment::members_among(&source, table, &q, only)?)
+                })
+                .collect()
+        },
+    )?
 }
 
 /// Re-evaluates every dynamic segment now, recording who entered and who exited. Returns

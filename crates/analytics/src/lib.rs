@@ -12,6 +12,7 @@
 pub mod bgbb;
 pub mod churn;
 pub mod clv;
+pub mod computed;
 mod error;
 pub mod filter;
 pub mod funnel;

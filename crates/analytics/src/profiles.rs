@@ -13,6 +13,8 @@ use lodestar_store::{ProjectInfo, Snapshot, Store};
 use serde::de::{DeserializeSeed, IgnoredAny, MapAccess, Visitor};
 use serde_json::Value;
 
+use crate::SnapshotSource;
+use crate::computed::{self, Computed};
 use crate::error::Result;
 use crate::filter::property;
 use crate::segment::{PersonFacts, SCORES};
@@ -97,6 +99,13 @@ pub struct ProfileTable {
     scores: Vec<Vec<f64>>,
     /// Members of saved segments, sorted.
     memberships: HashMap<i64, Vec<u64>>,
+    /// Computed attributes: definitions, values by name, and per position the instant each
+    /// value changes without new events.
+    computed_defs: Vec<Computed>,
+    computed: HashMap<String, Column>,
+    computed_expires: HashMap<String, Vec<i64>>,
+    /// The `now` the computed values hold at.
+    computed_at: i64,
 }
 
 impl ProfileTable {
@@ -195,6 +204,92 @@ impl ProfileTable {
     /// Whether a position is live, and its person.
     pub(crate) fn at(&self, at: usize) -> Option<u64> {
         self.live[at].then(|| self.persons[at])
+    }
+
+    /// The column of a computed attribute, when defined.
+    pub(crate) fn computed(&self, name: &str) -> Option<&Column> {
+        self.computed.get(name)
+    }
+
+    /// Brings the computed attributes to `now`: all of them when the definitions changed (or
+    /// time went back); else those of the `touched` persons (new events) and of the persons
+    /// whose values expired (an event left a window).
+    pub fn update_computed(
+        &mut self,
+        source: &SnapshotSource<'_>,
+        defs: &[Computed],
+        touched: &[u64],
+        now: i64,
+        threads: usize,
+    ) -> Result<()> {
+        let n = self.persons.len();
+        let full = defs != self.computed_defs.as_slice() || now < self.computed_at;
+        let due: Option<Vec<u64>> = if full {
+            None
+        } else {
+            let mut due: Vec<u64> = touched.to_vec();
+            for expires in self.computed_expires.values() {
+                for (at, &e) in expires.iter().enumerate() {
+                    if e <= now && self.live[at] {
+                        due.push(self.persons[at]);
+                    }
+                }
+            }
+            due.sort_unstable();
+            due.dedup();
+            Some(due)
+        };
+        if defs.is_empty() || due.as_ref().is_some_and(Vec::is_empty) {
+            self.computed_defs = defs.to_vec();
+            self.computed_at = now;
+            if defs.is_empty() {
+                self.computed.clear();
+                self.computed_expires.clear();
+            }
+            return Ok(());
+        }
+        let values = match &due {
+            None => computed::compute_all(source, defs, now, threads)?,
+            Some(due) => {
+                computed::compute_all(&source.restricted(due.clone()), defs, now, threads)?
+            }
+        };
+        for (def, by_person) in defs.iter().zip(values) {
+            let empty = computed::empty_value(def);
+            let column = self.computed.entry(def.name.clone()).or_default();
+            let expires = self.computed_expires.entry(def.name.clone()).or_default();
+            if full {
+                *column = Column::default();
+                column.cells = vec![Cell::Absent; n];
+                *expires = vec![i64::MAX; n];
+                for at in 0..n {
+                    column.set(at, empty.as_ref());
+                }
+            }
+            column.cells.resize(n, Cell::Absent);
+            expires.resize(n, i64::MAX);
+            if let Some(due) = &due {
+                // Persons looked at without events now hold the empty value.
+                for &p in due {
+                    if let Some(at) = self.slots.get(p as usize).filter(|&&s| s > 0) {
+                        let at = *at as usize - 1;
+                        column.set(at, empty.as_ref());
+                        expires[at] = i64::MAX;
+                    }
+                }
+            }
+            for (person, (value, until)) in by_person {
+                if let Some(&s) = self.slots.get(person as usize)
+                    && s > 0
+                {
+                    column.set(s as usize - 1, value.as_ref());
+                    expires[s as usize - 1] = until;
+                }
+            }
+        }
+        self.computed_defs = defs.to_vec();
+        self.computed_at = now;
+        Ok(())
     }
 
     /// The trait column of a key, when loaded.
@@ -369,6 +464,11 @@ impl ProfileTable {
                 traits.insert(k.clone(), v);
             }
         }
+        for (k, c) in &self.computed {
+            if let Some(v) = c.value(at) {
+                traits.insert(format!("computed.{k}"), v);
+            }
+        }
         let mut scores = JsonMap::new();
         for (i, name) in SCORES.iter().enumerate() {
             let v = self.score(i, Some(at));
@@ -437,6 +537,10 @@ pub struct ProfileCache {
 impl ProfileCache {
     /// Calls `f` with the project's table, brought up to date with `snapshot`, holding the
     /// trait columns `keys` and the members of `segments`.
+    #[allow(
+        clippy::too_many_arguments,
+        reason = "what a question needs of the table"
+    )]
     pub fn with_table<T>(
         &self,
         store: &Store,
@@ -444,6 +548,7 @@ impl ProfileCache {
         snapshot: &Snapshot,
         keys: &[String],
         segments: &[i64],
+        (now, threads): (i64, usize),
         f: impl FnOnce(&ProfileTable) -> T,
     ) -> Result<T> {
         let entry = {
@@ -452,15 +557,23 @@ impl ProfileCache {
         };
         let mut cached = entry.lock().expect("profile table lock");
         let fit = store.model_fits(project.id)?.iter().map(|f| f.id).max();
+        let defs = computed::definitions(&store.project_settings(project.id)?)?;
+        let source = SnapshotSource::new(snapshot);
         if cached.seq == 0 && cached.table.persons.is_empty() {
             cached.table = ProfileTable::load(store, project, keys)?;
             cached.seq = last_seq(snapshot);
             cached.fit = fit;
+            cached
+                .table
+                .update_computed(&source, &defs, &[], now, threads)?;
         } else {
             let (touched, top) = touched_since(snapshot, cached.seq);
             if !touched.is_empty() {
                 cached.table.refresh(store, project, &touched)?;
             }
+            cached
+                .table
+                .update_computed(&source, &defs, &touched, now, threads)?;
             cached.seq = top;
             cached.table.ensure_columns(store, project, keys)?;
             if cached.fit != fit {

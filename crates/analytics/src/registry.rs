@@ -190,6 +190,10 @@ pub fn check_settings(settings: &ProjectSettings) -> std::result::Result<(), Run
         .map_err(|e| AnalyticsError::invalid("timezone", e.to_string()))?;
     for (kind, value) in &settings.defaults {
         let field = format!("defaults.{kind}");
+        if kind == "computed" {
+            crate::computed::definitions(settings)?;
+            continue;
+        }
         if !ANALYSES.contains(&kind.as_str()) {
             return Err(AnalyticsError::invalid(
                 field,

@@ -17,6 +17,7 @@
 //! - `restarted`: did `event` in the last `days` days after a gap of at least `gap_days`
 //!   without it (having done it before);
 //! - `in_segment`: a member of saved segment `segment` as of its latest evaluation;
+//! - `computed`: a computed attribute of the project (`name`) compared (`op`, `value`);
 //! - `sequence`: did `first`, then `then` at most `within_days` later (both within the last
 //!   `days` days); `then` must come after `first` in the person's event order;
 //! - `regularly`: did `event` at least `min_per_week` times (default 1) in each of the last
@@ -128,6 +129,16 @@ pub enum Node {
         gap_days: u32,
         /// The return falls within the last this many days.
         days: u32,
+    },
+    /// A computed attribute of the project (see [`crate::computed`]) compared with a value.
+    Computed {
+        /// The attribute's name.
+        name: String,
+        /// Comparison.
+        op: Op,
+        /// What to compare with.
+        #[serde(default)]
+        value: Option<Value>,
     },
     /// A member of a saved segment (as of that segment's latest evaluation).
     InSegment {
@@ -433,6 +444,12 @@ impl Node {
                 }
             }
             Node::InSegment { .. } => {}
+            Node::Computed { name, op, value } => {
+                if name.is_empty() {
+                    return Err(AnalyticsError::invalid(field("name"), "empty name"));
+                }
+                condition(name, *op, value).check(at)?;
+            }
             Node::Regularly { event, weeks, .. } => {
                 if event.is_empty() {
                     return Err(AnalyticsError::invalid(field("event"), "empty event name"));
@@ -694,24 +711,11 @@ impl<'a> Compile<'a> {
                 property,
                 op,
                 value,
-            } => {
-                let cond = condition(property, *op, value);
-                let column = self.table.column(property);
-                let now = Some(self.now);
-                let by_string = column.map_or_else(Vec::new, |c| {
-                    c.strings
-                        .iter()
-                        .map(|t| cond.holds_value(Some(&Value::String(t.clone())), now))
-                        .collect()
-                });
-                Exec::Trait(TraitTest {
-                    column,
-                    absent: cond.holds_value(None, now),
-                    cond,
-                    now: self.now,
-                    by_string,
-                })
+            } => self.test(self.table.column(property), condition(property, *op, value)),
+            Node::Computed { name, op, value } => {
+                self.test(self.table.computed(name), condition(name, *op, value))
             }
+            Node::InSegment { segment } => Exec::InSegment(self.table.members(*segment)),
             Node::Did {
                 event,
                 min,
@@ -820,7 +824,24 @@ impl<'a> Compile<'a> {
                 gap: i64::from(*gap_days) * DAY_MS,
                 from: self.since(Some(*days)),
             },
-            Node::InSegment { segment } => Exec::InSegment(self.table.members(*segment)),
+        })
+    }
+
+    /// A condition on a profile column (a trait or a computed attribute).
+    fn test(&self, column: Option<&'a Column>, cond: Condition) -> Exec<'a> {
+        let now = Some(self.now);
+        let by_string = column.map_or_else(Vec::new, |c| {
+            c.strings
+                .iter()
+                .map(|t| cond.holds_value(Some(&Value::String(t.clone())), now))
+                .collect()
+        });
+        Exec::Trait(TraitTest {
+            column,
+            absent: cond.holds_value(None, now),
+            cond,
+            now: self.now,
+            by_string,
         })
     }
 }
@@ -1006,6 +1027,89 @@ impl Person<'_> {
     }
 }
 
+impl Exec<'_> {
+    /// The node's truth when it does not depend on events: `Some` for conditions on the
+    /// profile at position `at` (or on no profile) of `person` (unknown: `None`).
+    fn decided(
+        &self,
+        table: &ProfileTable,
+        at: Option<usize>,
+        person: Option<u64>,
+    ) -> Option<bool> {
+        match self {
+            Exec::And(all) => {
+                let mut out = Some(true);
+                for n in all {
+                    match n.decided(table, at, person) {
+                        Some(false) => return Some(false),
+                        None => out = None,
+                        Some(true) => {}
+                    }
+                }
+                out
+            }
+            Exec::Or(any) => {
+                let mut out = Some(false);
+                for n in any {
+                    match n.decided(table, at, person) {
+                        Some(true) => return Some(true),
+                        None => out = None,
+                        Some(false) => {}
+                    }
+                }
+                out
+            }
+            Exec::Not(node) => node.decided(table, at, person).map(|b| !b),
+            Exec::Trait(test) => Some(test.holds(at)),
+            Exec::Score { which, cond } => {
+                Some(cond.holds_value(value_json(table.score(*which, at)).as_ref(), None))
+            }
+            Exec::InSegment(members) => {
+                person.map(|p| members.is_some_and(|m| m.binary_search(&p).is_ok()))
+            }
+            _ => None,
+        }
+    }
+}
+
+/// The persons of `table` whose profile does not rule them out, and `source` kept to them —
+/// when that leaves out at least half and no person without a profile could be a member.
+fn narrow<'s>(
+    source: &'s dyn PersonSource,
+    table: &ProfileTable,
+    exec: &Exec<'_>,
+    threads: usize,
+) -> Option<(Box<dyn PersonSource + 's>, Vec<u64>)> {
+    if exec.decided(table, None, None) != Some(false) {
+        return None;
+    }
+    let n = table.positions_len();
+    let threads = threads.max(1);
+    let candidates: Vec<u64> = std::thread::scope(|scope| {
+        let handles: Vec<_> = (0..threads)
+            .map(|t| {
+                scope.spawn(move || {
+                    (n * t / threads..n * (t + 1) / threads)
+                        .filter_map(|at| {
+                            let p = table.at(at)?;
+                            (exec.decided(table, Some(at), Some(p)) != Some(false)).then_some(p)
+                        })
+                        .collect::<Vec<u64>>()
+                })
+            })
+            .collect();
+        handles
+            .into_iter()
+            .flat_map(|h| h.join().expect("segment thread panicked"))
+            .collect()
+    });
+    if candidates.len() * 2 > n {
+        return None;
+    }
+    let kept = source.restricted_to(candidates.clone())?;
+    Some((kept, candidates))
+}
+
 /// A value as a comparison reads it (None when the event or score has none).
 fn value_json(v: f64) -> Option<Value> {
     (!v.is_nan()).then(|| serde_json::json!(v))
@@ -1087,6 +1191,16 @@ pub(crate) fn members_among(
         threads: q.threads,
     };
     let exec = compile.node(&q.root)?;
+    // Conditions on profiles alone (traits, scores, other segments) settle most persons
+    // before their events are read: only the others are walked.
+    let narrowed = match only {
+        Some(_) => None,
+        None => narrow(source, table, &exec, q.threads),
+    };
+    let (source, only) = match &narrowed {
+        Some((s, candidates)) => (&**s, Some(candidates.as_slice())),
+        None => (source, only),
+    };
     let ctx = Ctx {
         names,
         table,
@@ -1153,6 +1267,10 @@ pub(crate) fn members_among(
     for (m, tested) in rest {
         out.members.extend(m);
         out.persons += tested;
+    }
+    if narrowed.is_some() {
+        // Everyone in the table was tested (most by their profile alone).
+        out.persons = table.len() as u64;
     }
     out.members.sort_unstable();
     out.members.dedup();

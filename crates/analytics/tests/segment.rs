@@ -249,6 +249,7 @@ fn naive(
         Node::Or { any } => any.iter().any(|n| naive(n, p, ev, f, stage)),
         Node::Not { node } => !naive(node, p, ev, f, stage),
         Node::InSegment { .. } => SEGMENT_7.contains(&p),
+        Node::Computed { .. } => unreachable!("not generated: tests/computed.rs"),
         Node::FirstTime { event, days } => ev
             .iter()
             .find(|e| e.1 == event && e.0 < NOW)
@@ -446,6 +447,12 @@ proptest! {
             (p, t, n, v, props)
         }));
         let q = SegmentQuery { root: root.clone(), now: NOW, rules: rules(), sample: usize::MAX, threads };
+        // As in a store, every person with events has a profile (maybe empty); some only a
+        // profile.
+        let mut facts = facts;
+        for r in &rows {
+            facts.entry(r.0).or_default();
+        }
         let mut table = ProfileTable::from_facts(&facts, &root.trait_keys());
         table.set_memberships([(7, SEGMENT_7.to_vec())].into_iter().collect());
         let got = segment(&source, &table, &q).unwrap();
@@ -457,6 +464,7 @@ proptest! {
         for p in facts.keys() {
             by_person.entry(*p).or_default();
         }
+        prop_assert_eq!(table.len(), by_person.len());
         let mut want = BTreeSet::new();
         for (p, ev) in by_person.iter_mut() {
             ev.sort_by_key(|e| e.0);
