@@ -181,6 +181,25 @@ fn strip_person_ids(v: &mut Value) {
     }
 }
 
+/// Every `person` (or `persons` list of ids) field of an analysis result.
+fn listed_persons(v: &Value, out: &mut Vec<u64>) {
+    match v {
+        Value::Object(map) => {
+            for (k, x) in map {
+                match (k.as_str(), x) {
+                    ("person", Value::Number(n)) => out.extend(n.as_u64()),
+                    ("dropped_persons", Value::Array(ids)) => {
+                        out.extend(ids.iter().filter_map(Value::as_u64))
+                    }
+                    _ => listed_persons(x, out),
+                }
+            }
+        }
+        Value::Array(items) => items.iter().for_each(|x| listed_persons(x, out)),
+        _ => {}
+    }
+}
+
 /// Everything a person could show up in, as text, plus the person ids in id-keyed outputs.
 async fn outputs(store: &Store, app: &axum::Router, info: &ProjectInfo) -> (String, Vec<u64>) {
     let mut text = String::new();
@@ -204,11 +223,12 @@ async fn outputs(store: &Store, app: &axum::Router, info: &ProjectInfo) -> (Stri
         assert_eq!(status, StatusCode::OK, "{body}");
         text.push_str(&body);
     }
+    let mut persons: Vec<u64> = Vec::new();
     for (kind, params) in analyses() {
         let (_, v) = post(app, &format!("/api/projects/shop/analyses/{kind}"), params).await;
         text.push_str(&v.to_string());
+        listed_persons(&v, &mut persons);
     }
-    let mut persons: Vec<u64> = Vec::new();
     persons.extend(store.segment_members(info.id, 1, 0, 1_000_000).unwrap());
     persons.extend(
         store
@@ -353,6 +373,22 @@ async fn after_deleting_a_person_no_output_contains_them() {
     }
     assert!(seen.contains(&person));
 
+    // The same shop where the person never existed.
+    let other = tempfile::tempdir().unwrap();
+    let (never, _) = tokio::task::block_in_place(|| build(other.path(), victim, false));
+    let never = counts(&app_for(&never)).await;
+    assert_ne!(counts(&app).await, never, "the victim counts before");
+    assert!(
+        outputs(&store, &app, &info)
+            .await
+            .1
+            .iter()
+            .filter(|p| **p == person)
+            .count()
+            > 10,
+        "the victim is listed in analyses and events"
+    );
+
     // Delete through the API.
     let (status, job) = post(
         &app,
@@ -364,8 +400,9 @@ async fn after_deleting_a_person_no_output_contains_them() {
     assert_eq!(job["deletion"]["status"], "pending");
     let id = job["deletion"]["id"].as_i64().unwrap();
 
-    // At once, before the job.
+    // At once, before the job: gone, and the analyses are those of the shop without them.
     assert_gone(&store, &app, &info, &ids, &persons).await;
+    assert_eq!(counts(&app).await, never);
 
     // The job, then the same.
     assert_eq!(
@@ -383,12 +420,7 @@ async fn after_deleting_a_person_no_output_contains_them() {
     );
     assert_gone(&store, &app, &info, &ids, &persons).await;
     let after = counts(&app).await;
-
-    // The same shop where the person never existed gives the same analyses.
-    let other = tempfile::tempdir().unwrap();
-    let (never, _) = tokio::task::block_in_place(|| build(other.path(), victim, false));
-    let never_app = app_for(&never);
-    assert_eq!(after, counts(&never_app).await);
+    assert_eq!(after, never);
 
     // A restart keeps all of it; the audit trail says what happened.
     store.shutdown();
