@@ -161,16 +161,9 @@ async fn counts(app: &axum::Router) -> Vec<Value> {
 fn strip_person_ids(v: &mut Value) {
     match v {
         Value::Object(map) => {
-            for key in [
-                "list",
-                "dropped_persons",
-                "persons_list",
-                "person",
-                "persons_sample",
-            ] {
-                if map.get(key).is_some_and(|x| x.is_array() || x.is_u64()) && key != "persons" {
-                    map.remove(key);
-                }
+            // Lists of persons, and person ids (not counts such as `persons`).
+            for key in ["list", "dropped_persons", "person"] {
+                map.remove(key);
             }
             for x in map.values_mut() {
                 strip_person_ids(x);
