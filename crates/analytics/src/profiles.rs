@@ -413,6 +413,16 @@ impl ProfileTable {
         Ok(())
     }
 
+    /// Takes persons out (deleted ones).
+    pub fn forget(&mut self, persons: impl IntoIterator<Item = u64>) {
+        for p in persons {
+            if let Some(at) = self.slot(p) {
+                self.live[at] = false;
+                self.slots[p as usize] = 0;
+            }
+        }
+    }
+
     /// Keeps positions sorted by person after an out-of-order insert (rare).
     fn reorder(&mut self) {
         let mut order: Vec<usize> = (0..self.persons.len()).collect();
@@ -581,6 +591,7 @@ impl ProfileCache {
                 cached.fit = fit;
             }
         }
+        cached.table.forget(store.deleted_persons(project.id)?);
         let mut members = HashMap::new();
         for &id in segments {
             members.insert(id, store.segment_members(project.id, id, 0, usize::MAX)?);

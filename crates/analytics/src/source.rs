@@ -496,11 +496,14 @@ impl<'a> SnapshotSource<'a> {
             .is_some_and(|m| crate::filter::any_bit(m, s, e))
     }
 
-    /// Whether the person filter keeps canonical person `person`.
+    /// Whether the person filter keeps canonical person `person` (never a person being
+    /// deleted: their rows may still be in the snapshot's parts).
     pub(crate) fn kept(&self, person: u64) -> bool {
-        self.allowed
-            .as_ref()
-            .is_none_or(|a| a.binary_search(&person).is_ok())
+        !self.snapshot.is_deleted(person)
+            && self
+                .allowed
+                .as_ref()
+                .is_none_or(|a| a.binary_search(&person).is_ok())
     }
 }
 
@@ -684,7 +687,7 @@ impl SnapshotSource<'_> {
         if let Some(allowed) = &self.allowed {
             let from = allowed.partition_point(|&p| p < lo);
             for &person in allowed[from..].iter().take_while(|&&p| p < hi) {
-                if self.merged_from.binary_search(&person).is_ok() {
+                if self.merged_from.binary_search(&person).is_ok() || !self.kept(person) {
                     continue;
                 }
                 slices.clear();

@@ -7,7 +7,8 @@ use lodestar_analytics::jobs::{create_segment, refresh_segments, refresh_segment
 use lodestar_analytics::profiles::ProfileCache;
 use lodestar_core::{FixedClock, JsonMap, Message, MessageKind, ProjectId, Timestamp};
 use lodestar_store::{
-    AppendBatch, EventStore, ModelFitRow, PersonScore, ProjectInfo, Store, StoreConfig,
+    AppendBatch, DeletionRequest, EventStore, ModelFitRow, PersonRef, PersonScore, ProjectInfo,
+    Store, StoreConfig,
 };
 
 const DAY: i64 = 86_400_000;
@@ -180,6 +181,33 @@ fn touched_rounds_follow_the_data_and_agree_with_a_full_round() {
         store.segment_members(project.id, both, 0, 10).unwrap(),
         vec![u3]
     );
+    // A deleted person leaves the cached table and every segment, even after the deletion
+    // job is done and with no event of theirs to touch them.
+    let u2 = person("u2");
+    let request = DeletionRequest {
+        person: PersonRef::UserId("u2".into()),
+        actor: "test".into(),
+        suppress: true,
+    };
+    store.request_deletion(project.id, request, now).unwrap();
+    store.run_deletions_now(project.id).unwrap();
+    refresh_segments(&store, &project, &cache, now, 2).unwrap();
+    assert!(
+        !store
+            .segment_members(project.id, pro, 0, 10)
+            .unwrap()
+            .contains(&u2)
+    );
+    let preview = lodestar_analytics::jobs::segment_preview(
+        &store,
+        &project,
+        &cache,
+        br#"{"condition": {"type": "trait", "property": "plan", "op": "eq", "value": "pro"}, "sample": 10}"#,
+        now,
+        2,
+    )
+    .unwrap();
+    assert_eq!(preview.sample, vec![u3]);
 }
 
 fn events(store: &Store, project: &ProjectInfo, segment: i64) -> Vec<(u64, bool)> {

@@ -13,6 +13,7 @@
 mod commands;
 mod config;
 mod demo;
+mod privacy;
 mod report;
 
 use std::path::PathBuf;
@@ -130,6 +131,18 @@ enum Command {
         #[command(subcommand)]
         report: report::Report,
     },
+    /// Persons: delete one with all their data and suppress their ids, or unsuppress an id. 删除用户数据（个人信息保护）
+    Persons {
+        #[command(subcommand)]
+        action: privacy::PersonsAction,
+    },
+    /// Deletion jobs and their status. 删除任务及其状态
+    Deletions {
+        #[command(subcommand)]
+        action: privacy::DeletionsAction,
+    },
+    /// The audit trail of deletions and suppressions. 删除与屏蔽的审计记录
+    Audit(privacy::AuditArgs),
 }
 
 #[derive(Subcommand, Debug)]
@@ -291,6 +304,9 @@ fn main() -> std::process::ExitCode {
         } => commands::export(config, what, &project, format, &out, segment, &attributes),
         Command::Warnings { project, limit } => commands::warnings(config, &project, limit),
         Command::Demo(args) => demo::run(config, args),
+        Command::Persons { action } => privacy::persons(config, action),
+        Command::Deletions { action } => privacy::deletions(config, action),
+        Command::Audit(args) => privacy::audit(config, args),
         Command::Report { report } => report::run(config, report),
         Command::Person {
             project,

@@ -7,6 +7,7 @@
 //! | `missing_write_key`, `invalid_write_key` | 401 | no or unknown write key |
 //! | `unauthorized` | 401 | admin API without the admin token |
 //! | `unknown_project` | 404 | no such project |
+//! | `unknown_person`, `unknown_deletion` | 404 | no person has that id (or they were deleted); no such deletion job |
 //! | `project_exists` | 409 | creating a project whose name is taken |
 //! | `invalid_name` | 400 | a project name breaking the naming rule |
 //! | `storage_unavailable`, `shutting_down` | 503 | not acknowledged as durable; retry (`Retry-After`; retries are deduplicated) |
@@ -70,7 +71,9 @@ impl From<IngestError> for ApiError {
 impl From<StoreError> for ApiError {
     fn from(e: StoreError) -> ApiError {
         match &e {
-            StoreError::UnknownProject(_) => ApiError::new(404, e.code(), e.to_string()),
+            StoreError::UnknownProject(_)
+            | StoreError::UnknownPerson
+            | StoreError::UnknownDeletion(_) => ApiError::new(404, e.code(), e.to_string()),
             StoreError::ProjectExists(_) | StoreError::Conflict(_) => {
                 ApiError::new(409, e.code(), e.to_string())
             }

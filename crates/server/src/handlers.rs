@@ -225,7 +225,11 @@ pub(crate) async fn metrics(State(state): State<Arc<AppState>>) -> Response {
     ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], text).into_response()
 }
 
-fn check_admin(state: &AppState, headers: &HeaderMap, peer: SocketAddr) -> Result<(), ApiError> {
+pub(crate) fn check_admin(
+    state: &AppState,
+    headers: &HeaderMap,
+    peer: SocketAddr,
+) -> Result<(), ApiError> {
     match &state.admin_token {
         Some(token) => {
             let sent = headers
@@ -392,7 +396,7 @@ pub(crate) async fn run_stage_changes(
 }
 
 /// Runs a store- or CPU-heavy job off the async workers, with the shared state.
-async fn blocking<T, E>(
+pub(crate) async fn blocking<T, E>(
     state: &Arc<AppState>,
     what: &str,
     job: impl FnOnce(&AppState) -> Result<T, E> + Send + 'static,

@@ -8,12 +8,13 @@
 pub mod error;
 mod handlers;
 mod metrics;
+mod privacy;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
 
 use axum::Router;
-use axum::routing::{get, post};
+use axum::routing::{delete, get, post};
 use serde::{Deserialize, Serialize};
 
 use lodestar_core::Clock;
@@ -265,6 +266,19 @@ pub fn router(state: Arc<AppState>) -> Router {
             "/api/projects/{name}/analyses/{kind}",
             post(handlers::analysis),
         )
+        .route(
+            "/api/projects/{name}/deletions",
+            post(privacy::request_deletion).get(privacy::list_deletions),
+        )
+        .route(
+            "/api/projects/{name}/deletions/{id}",
+            get(privacy::get_deletion),
+        )
+        .route(
+            "/api/projects/{name}/suppressions",
+            delete(privacy::unsuppress),
+        )
+        .route("/api/projects/{name}/audit", get(privacy::audit))
         .with_state(state)
 }
 

@@ -79,6 +79,12 @@ impl HttpMetrics {
         );
         counter(
             &mut out,
+            "lodestar_events_suppressed_total",
+            "Messages acknowledged but dropped because they carry a suppressed id.",
+            store.events_suppressed.load(Ordering::Relaxed),
+        );
+        counter(
+            &mut out,
             "lodestar_storage_errors_total",
             "Commits that failed (disk full, fsync error).",
             store.storage_errors.load(Ordering::Relaxed),

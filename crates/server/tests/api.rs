@@ -14,6 +14,9 @@ use lodestar_store::{Store, StoreConfig};
 use serde_json::{Value, json};
 use tower::ServiceExt;
 
+#[path = "api/deletion.rs"]
+mod deletion;
+
 fn app(dir: &std::path::Path, admin_token: Option<&str>) -> axum::Router {
     let clock = Arc::new(FixedClock::new(Timestamp(1_764_000_000_000)));
     let store = Store::open(

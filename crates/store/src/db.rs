@@ -1,6 +1,7 @@
-//! The per-project SQLite database: persons and identities, event names, groups, and
-//! ingestion warnings. (Events live in the tail log and in parts; version 1 of this schema
-//! also held them, see `migrate`.)
+//! The per-project SQLite database: persons and identities, event names, groups,
+//! ingestion warnings, and deletions, suppressions and the audit trail (`privacy`). (Events
+//! live in the tail log and in parts; version 1 of this schema also held them, see
+//! `migrate`; version 3 added the `privacy` tables.)
 //!
 //! Opened in WAL mode with `synchronous = FULL`: a transaction is durable once `COMMIT`
 //! returns.
@@ -12,7 +13,7 @@ use rusqlite::{Connection, OpenFlags};
 use crate::error::Result;
 
 /// The schema version this code writes; `PRAGMA user_version` holds the stored one.
-pub const SCHEMA_VERSION: i64 = 2;
+pub const SCHEMA_VERSION: i64 = 3;
 
 const SCHEMA: &str = r#"
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value INTEGER NOT NULL);
@@ -67,7 +68,14 @@ pub fn open_rw(path: &Path) -> Result<Connection> {
     let version: i64 = conn.pragma_query_value(None, "user_version", |r| r.get(0))?;
     if version == 0 {
         conn.execute_batch(SCHEMA)?;
+        conn.execute_batch(crate::privacy::SCHEMA)?;
         conn.pragma_update(None, "user_version", SCHEMA_VERSION)?;
+    } else if version == 2 {
+        // Version 3 added the deletion, suppression and audit tables, nothing else.
+        conn.execute_batch(&format!(
+            "BEGIN IMMEDIATE; {} PRAGMA user_version = 3; COMMIT;",
+            crate::privacy::SCHEMA
+        ))?;
     } else if version > SCHEMA_VERSION {
         return Err(crate::StoreError::corrupt(
             path,

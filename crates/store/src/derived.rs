@@ -67,7 +67,37 @@ CREATE TABLE IF NOT EXISTS segment_events (
     at INTEGER NOT NULL,
     entered INTEGER NOT NULL
 );
+CREATE INDEX IF NOT EXISTS segment_members_person ON segment_members (person);
+CREATE INDEX IF NOT EXISTS segment_events_person ON segment_events (person);
 "#;
+
+/// Every table holding rows per person, with its person column: what a deletion clears.
+const PERSON_TABLES: [&str; 4] = [
+    "stage_changes",
+    "model_scores",
+    "segment_members",
+    "segment_events",
+];
+
+/// Deletes every derived row of `persons` (stage changes, model scores, segment members,
+/// segment entries and exits) in one transaction, overwriting the freed space
+/// (`secure_delete`), then checkpoints the WAL. Returns rows deleted.
+pub(crate) fn delete_persons(dir: &Path, persons: &[u64]) -> Result<u64> {
+    let mut conn = open(dir)?;
+    conn.pragma_update(None, "secure_delete", "ON")?;
+    let tx = conn.transaction()?;
+    let mut deleted = 0u64;
+    for table in PERSON_TABLES {
+        let mut stmt = tx.prepare(&format!("DELETE FROM {table} WHERE person = ?1"))?;
+        for p in persons {
+            deleted += stmt.execute(params![*p as i64])? as u64;
+        }
+    }
+    tx.commit()?;
+    // Best effort: a reader may hold the WAL; the next checkpoint copies it then.
+    let _ = conn.query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |_| Ok(()));
+    Ok(deleted)
+}
 
 /// A saved segment.
 #[derive(Debug, Clone, PartialEq, Serialize)]

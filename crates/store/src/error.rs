@@ -12,6 +12,12 @@ pub enum StoreError {
     /// A project with that name exists already.
     #[error("a project named {0:?} exists already")]
     ProjectExists(String),
+    /// No person has that id (or they were deleted).
+    #[error("no person has that id")]
+    UnknownPerson,
+    /// No deletion job has that id.
+    #[error("no deletion job {0}")]
+    UnknownDeletion(i64),
     /// Something of that name exists already (a segment).
     #[error("{0}")]
     Conflict(String),
@@ -62,6 +68,8 @@ impl StoreError {
         match self {
             StoreError::UnknownProject(_) => "unknown_project",
             StoreError::ProjectExists(_) => "project_exists",
+            StoreError::UnknownPerson => "unknown_person",
+            StoreError::UnknownDeletion(_) => "unknown_deletion",
             StoreError::Conflict(_) => "conflict",
             StoreError::InvalidName { .. } => "invalid_name",
             StoreError::Unavailable(_) => "storage_unavailable",

@@ -78,6 +78,8 @@ pub(crate) struct Resolver {
     /// Every merged person → the person it was merged into (chains are followed).
     merged: HashMap<u64, u64, Hasher>,
     created: HashMap<u64, i64, Hasher>,
+    /// New persons get ids at least this (above every deleted person; 0: no constraint).
+    person_floor: u64,
 }
 
 /// xxh3 with a per-process random seed: several times cheaper than the default SipHash on
@@ -114,6 +116,7 @@ impl Resolver {
     pub(crate) fn load(conn: &rusqlite::Connection) -> Result<Resolver> {
         let mut r = Resolver {
             merged: crate::db::merged_persons(conn)?,
+            person_floor: crate::privacy::person_floor(conn)?,
             ..Resolver::default()
         };
         let count: i64 = conn.query_row("SELECT count(*) FROM identities", [], |row| row.get(0))?;
@@ -165,7 +168,7 @@ impl Resolver {
     }
 
     fn create(&mut self, tx: &Transaction<'_>, identified: bool, at: i64) -> Result<u64> {
-        let p = create(tx, identified, at)?;
+        let p = create(tx, identified, at, self.person_floor)?;
         if self.created.len() >= CACHE_LIMIT {
             self.created.clear();
         }
@@ -182,6 +185,18 @@ impl Resolver {
             *t = (*t).min(c);
         }
         Ok(())
+    }
+
+    /// Forgets deleted persons and their ids (after the deletion committed).
+    pub(crate) fn forget(&mut self, persons: &[u64], ids: &[(IdKind, String)]) {
+        for (kind, value) in ids {
+            self.ids[*kind as usize].remove(value);
+        }
+        for p in persons {
+            self.merged.remove(p);
+            self.created.remove(p);
+            self.person_floor = self.person_floor.max(p + 1);
+        }
     }
 
     /// Lowers the person's `created_at` to `at` if it is earlier: usually no statement at
@@ -244,11 +259,21 @@ fn bind(tx: &Transaction<'_>, kind: IdKind, value: &str, person: u64) -> Result<
     Ok(())
 }
 
-fn create(tx: &Transaction<'_>, identified: bool, at: i64) -> Result<u64> {
-    tx.prepare_cached(
-        "INSERT INTO persons (identified, created_at, updated_at) VALUES (?1, ?2, ?2)",
-    )?
-    .execute(params![identified as i64, at])?;
+/// Creates a person with an id of at least `floor`: SQLite would hand out the id of a
+/// deleted person again if it was the highest.
+fn create(tx: &Transaction<'_>, identified: bool, at: i64, floor: u64) -> Result<u64> {
+    if floor == 0 {
+        tx.prepare_cached(
+            "INSERT INTO persons (identified, created_at, updated_at) VALUES (?1, ?2, ?2)",
+        )?
+        .execute(params![identified as i64, at])?;
+    } else {
+        tx.prepare_cached(
+            "INSERT INTO persons (id, identified, created_at, updated_at)
+             VALUES (max(?3, (SELECT ifnull(max(id), 0) + 1 FROM persons)), ?1, ?2, ?2)",
+        )?
+        .execute(params![identified as i64, at, floor as i64])?;
+    }
     Ok(tx.last_insert_rowid() as u64)
 }
 

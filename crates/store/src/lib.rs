@@ -22,6 +22,7 @@ mod manifest;
 mod metrics;
 mod migrate;
 pub mod part;
+mod privacy;
 mod project;
 mod read;
 mod tail;
@@ -37,8 +38,10 @@ pub use catalog::{ProjectInfo, ProjectSettings, check_project_name};
 pub use config::StoreConfig;
 pub use derived::{ModelFitRow, PersonScore, SegmentEventRow, SegmentRow, StageChangeRow};
 pub use error::{Result, StoreError};
+pub use identity::IdKind;
 pub use manifest::{Manifest, PartEntry};
 pub use metrics::{Histogram, LATENCY_BUCKETS, StoreMetrics};
+pub use privacy::{AuditRow, Deletion, DeletionRequest, DeletionStatus, PersonRef};
 pub use project::{AppendPipeline, AppendTicket, Profile, WarningRow};
 pub use read::{Run, RunOffsets, Snapshot, TailRows};
 pub use writer::{AppendBatch, AppendOutcome, Quarantined};
@@ -79,6 +82,22 @@ pub trait EventStore: Send + Sync + 'static {
     ) -> Result<Vec<WarningRow>>;
     /// Waits until every append queued so far is durable.
     fn flush(&self, project: ProjectId) -> Result<()>;
+    /// Deletes a person (and every person merged into it): at once out of every read and
+    /// lookup, their ids suppressed when asked; their stored rows removed by a background
+    /// job. Returns the job's id; [`StoreError::UnknownPerson`] if nobody has that id.
+    fn request_deletion(
+        &self,
+        project: ProjectId,
+        request: DeletionRequest,
+        now: Timestamp,
+    ) -> Result<i64>;
+    /// A deletion job's status and counts.
+    fn deletion(&self, project: ProjectId, id: i64) -> Result<Deletion>;
+    /// Every deletion job, newest first.
+    fn deletions(&self, project: ProjectId) -> Result<Vec<Deletion>>;
+    /// The audit trail of deletions and suppressions, newest first, ids below `before`.
+    fn audit(&self, project: ProjectId, limit: usize, before: Option<i64>)
+    -> Result<Vec<AuditRow>>;
 }
 
 /// The embedded store: SQLite plus columnar parts under one data folder.
@@ -175,6 +194,8 @@ impl Store {
         at: Timestamp,
         changes: &[(u64, Option<String>, String)],
     ) -> Result<usize> {
+        let mut kept = Vec::new();
+        let changes = self.without_deleted(project, changes, |c| c.0, &mut kept)?;
         derived::record_stage_changes(&self.project_dir(project), day, at, changes)
     }
 
@@ -228,6 +249,8 @@ impl Store {
         fit: &ModelFitRow,
         scores: &[PersonScore],
     ) -> Result<i64> {
+        let mut kept = Vec::new();
+        let scores = self.without_deleted(project, scores, |s| s.person, &mut kept)?;
         derived::record_model_fit(&self.project_dir(project), fit, scores)
     }
 
@@ -263,6 +286,8 @@ impl Store {
         members: &[u64],
         at: Timestamp,
     ) -> Result<(u64, u64)> {
+        let mut kept = Vec::new();
+        let members = self.without_deleted(project, members, |p| *p, &mut kept)?;
         derived::update_members(&self.project_dir(project), segment, None, members, at)
     }
 
@@ -276,6 +301,8 @@ impl Store {
         members: &[u64],
         at: Timestamp,
     ) -> Result<(u64, u64)> {
+        let mut kept = Vec::new();
+        let members = self.without_deleted(project, members, |p| *p, &mut kept)?;
         derived::update_members(
             &self.project_dir(project),
             segment,
@@ -436,6 +463,53 @@ impl Store {
         Ok(total)
     }
 
+    /// `rows` without those of deleted persons (a derived job that read the store before a
+    /// deletion must not bring the person back): `rows` itself when none is, else the kept
+    /// rows, in `kept`.
+    fn without_deleted<'a, T: Clone>(
+        &self,
+        project: ProjectId,
+        rows: &'a [T],
+        person: impl Fn(&T) -> u64,
+        kept: &'a mut Vec<T>,
+    ) -> Result<&'a [T]> {
+        let deleted = self.handle(project)?.all_deleted()?;
+        if deleted.is_empty() || !rows.iter().any(|r| deleted.contains(&person(r))) {
+            return Ok(rows);
+        }
+        kept.extend(
+            rows.iter()
+                .filter(|r| !deleted.contains(&person(r)))
+                .cloned(),
+        );
+        Ok(kept)
+    }
+
+    /// Every person ever deleted from a project (stored ids).
+    pub fn deleted_persons(&self, project: ProjectId) -> Result<std::collections::HashSet<u64>> {
+        self.handle(project)?.all_deleted()
+    }
+
+    /// Runs a project's unfinished deletion jobs now (the maintenance thread runs them
+    /// too). Returns the jobs finished.
+    pub fn run_deletions_now(&self, project: ProjectId) -> Result<usize> {
+        self.handle(project)?
+            .run_deletions(&std::sync::atomic::AtomicBool::new(false))
+    }
+
+    /// Takes an id off a project's suppression list (recorded in the audit trail); whether
+    /// it was on it. Messages with the id are stored again from then on.
+    pub fn unsuppress(
+        &self,
+        project: ProjectId,
+        kind: IdKind,
+        value: &str,
+        actor: &str,
+        now: Timestamp,
+    ) -> Result<bool> {
+        self.handle(project)?.unsuppress(kind, value, actor, now)
+    }
+
     /// The live manifest of a project.
     pub fn manifest(&self, project: ProjectId) -> Result<Manifest> {
         Ok(self.handle(project)?.manifest())
@@ -585,5 +659,31 @@ impl EventStore for Store {
 
     fn flush(&self, project: ProjectId) -> Result<()> {
         self.handle(project)?.barrier()
+    }
+
+    fn request_deletion(
+        &self,
+        project: ProjectId,
+        request: DeletionRequest,
+        now: Timestamp,
+    ) -> Result<i64> {
+        self.handle(project)?.request_deletion(request, now)
+    }
+
+    fn deletion(&self, project: ProjectId, id: i64) -> Result<Deletion> {
+        self.handle(project)?.deletion(id)
+    }
+
+    fn deletions(&self, project: ProjectId) -> Result<Vec<Deletion>> {
+        self.handle(project)?.deletions()
+    }
+
+    fn audit(
+        &self,
+        project: ProjectId,
+        limit: usize,
+        before: Option<i64>,
+    ) -> Result<Vec<AuditRow>> {
+        self.handle(project)?.audit(limit, before)
     }
 }

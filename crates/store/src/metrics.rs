@@ -58,6 +58,8 @@ pub struct StoreMetrics {
     pub events_rejected: AtomicU64,
     /// Warnings recorded.
     pub warnings: AtomicU64,
+    /// Messages dropped because they carry a suppressed id.
+    pub events_suppressed: AtomicU64,
     /// Failed commits (storage faults).
     pub storage_errors: AtomicU64,
     /// Parts sealed from the tail.
@@ -84,5 +86,7 @@ impl StoreMetrics {
             .fetch_add(o.rejected as u64, Ordering::Relaxed);
         self.warnings
             .fetch_add(o.warnings as u64, Ordering::Relaxed);
+        self.events_suppressed
+            .fetch_add(o.suppressed as u64, Ordering::Relaxed);
     }
 }

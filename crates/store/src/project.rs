@@ -31,9 +31,12 @@ use crate::error::{Result, StoreError};
 use crate::manifest::{Manifest, PartEntry, part_file_name, parts_dir, sync_dir};
 use crate::metrics::StoreMetrics;
 use crate::part::{Part, PartRow, PartWriter};
-use crate::read::{Snapshot, TailRows};
+use crate::privacy;
+use crate::read::{Snapshot, TailRows, rows_of};
 use crate::tail::{self, Appender, Tail};
-use crate::writer::{AppendBatch, AppendOutcome, AppendReply, Command, PreparedBatch, Writer};
+use crate::writer::{
+    AppendBatch, AppendOutcome, AppendReply, Command, PreparedBatch, PrivacyDone, PrivacyOp, Writer,
+};
 
 /// A person's profile as stored.
 #[derive(Debug, Clone, PartialEq, serde::Serialize)]
@@ -98,6 +101,19 @@ struct Live {
     parts: Vec<Arc<Part>>,
 }
 
+impl Live {
+    /// The manifest entry of a live part (as a list, what `rewrite` takes).
+    fn entry_of(&self, part: &Part) -> Vec<PartEntry> {
+        let file = part.path().file_name().and_then(|f| f.to_str());
+        self.manifest
+            .parts
+            .iter()
+            .filter(|e| Some(e.file_name().as_str()) == file)
+            .cloned()
+            .collect()
+    }
+}
+
 pub(crate) struct Project {
     pub(crate) info: ProjectInfo,
     dir: PathBuf,
@@ -108,6 +124,8 @@ pub(crate) struct Project {
     /// Live dedup files; changed only under the `maintenance` lock.
     dedup_files: Mutex<Vec<DedupFile>>,
     maintenance: Mutex<()>,
+    /// Held while deletion jobs run (the maintenance thread, or a caller waiting for them).
+    deletions: Mutex<()>,
     config: StoreConfig,
     clock: Arc<dyn Clock>,
     metrics: Arc<StoreMetrics>,
@@ -135,6 +153,14 @@ impl Project {
             let conn = db::open_rw(&db_path)?;
             if db::version(&conn)? == 1 {
                 crate::migrate::from_v1(&conn, &dir, manifest.sealed_seq, clock.now().millis())?;
+            }
+        }
+        {
+            // (Opened again: this brings a migrated version 2 to version 3.)
+            let conn = db::open_rw(&db_path)?;
+            let resumed = privacy::resume(&conn)?;
+            if resumed > 0 {
+                tracing::info!(project = %info.name, jobs = resumed, "resuming deletion jobs");
             }
         }
         let (tail, recovered) = Tail::open(tail::dir(&dir), manifest.sealed_seq)?;
@@ -169,6 +195,7 @@ impl Project {
             tail,
             dedup_files: Mutex::new(dedup_files),
             maintenance: Mutex::new(()),
+            deletions: Mutex::new(()),
             config,
             clock,
             metrics,
@@ -216,6 +243,7 @@ impl Project {
         let tx = conn.transaction()?;
         let canonical = load_canonical(&tx)?;
         let names = load_names(&tx)?;
+        let deleting = privacy::deleting(&tx)?;
         drop(tx);
         let live = self.live.read().expect("live lock");
         // Read the tail while holding the lock: sealing cannot swap the manifest (and so
@@ -229,12 +257,20 @@ impl Project {
         )?;
         let parts = live.parts.clone();
         drop(live);
+        tail.drop_persons(&deleting);
         tail.sort();
+        let deleting_rows = if deleting.is_empty() {
+            0
+        } else {
+            parts.iter().map(|p| rows_of(p, &deleting)).sum()
+        };
         Ok(Snapshot {
             parts,
             tail,
             canonical,
             names,
+            deleting,
+            deleting_rows,
         })
     }
 
@@ -399,7 +435,7 @@ impl Project {
         } else {
             self.compaction_candidates(&live.manifest)
         };
-        self.rewrite(&live, chosen, 1)
+        self.rewrite(&live, chosen, 1, &HashSet::new())
     }
 
     /// Rewrites one live part written before the value column existed, so that readers
@@ -410,20 +446,20 @@ impl Project {
         let Some(old) = live.parts.iter().find(|p| !p.has_values()) else {
             return Ok(0);
         };
-        let file = old.path().file_name().and_then(|f| f.to_str());
-        let chosen: Vec<PartEntry> = live
-            .manifest
-            .parts
-            .iter()
-            .filter(|e| Some(e.file_name().as_str()) == file)
-            .cloned()
-            .collect();
-        self.rewrite(&live, chosen, 0)
+        let chosen = live.entry_of(old);
+        self.rewrite(&live, chosen, 0, &HashSet::new())
     }
 
-    /// Merges `chosen` into one new part `level_up` levels above the highest of them and
-    /// publishes it in their place. Returns parts replaced.
-    fn rewrite(&self, live: &Live, chosen: Vec<PartEntry>, level_up: u32) -> Result<usize> {
+    /// Merges `chosen` into one new part `level_up` levels above the highest of them,
+    /// without the rows of the stored persons `dropped`, and publishes it in their place (or
+    /// nothing, when no row is left). Returns parts replaced.
+    fn rewrite(
+        &self,
+        live: &Live,
+        chosen: Vec<PartEntry>,
+        level_up: u32,
+        dropped: &HashSet<u64>,
+    ) -> Result<usize> {
         if chosen.is_empty() {
             return Ok(0);
         }
@@ -446,22 +482,204 @@ impl Project {
         let mut manifest = live.manifest.clone();
         let id = manifest.next_part_id;
         let path = parts_dir(&self.dir).join(part_file_name(id));
-        let stats = merge_parts(&inputs, &canonical, &path)?;
-        sync_dir(&parts_dir(&self.dir))?;
-        let part = Arc::new(Part::open(&path)?);
+        let stats = merge_parts(&inputs, &canonical, dropped, &path)?;
         let removed: Vec<u64> = chosen.iter().map(|e| e.id).collect();
-        let level = chosen.iter().map(|e| e.level).max().unwrap_or(0) + level_up;
         manifest.parts.retain(|e| !removed.contains(&e.id));
-        manifest.parts.push(PartEntry { id, stats, level });
         manifest.next_part_id += 1;
-        self.publish(manifest, vec![part], &removed)?;
+        let mut added = Vec::new();
+        if stats.rows == 0 {
+            // Every row was dropped: the inputs go, nothing replaces them.
+            std::fs::remove_file(&path).map_err(|e| StoreError::io(&path, e))?;
+        } else {
+            sync_dir(&parts_dir(&self.dir))?;
+            added.push(Arc::new(Part::open(&path)?));
+            let level = chosen.iter().map(|e| e.level).max().unwrap_or(0) + level_up;
+            manifest.parts.push(PartEntry { id, stats, level });
+        }
+        self.publish(manifest, added, &removed)?;
         self.metrics.compactions.fetch_add(1, Ordering::Relaxed);
         Ok(removed.len())
     }
 
-    /// One round of background upkeep: seal what is due, compact, prune the dedup window;
-    /// stops between steps once `stop` is set.
+    /// Records a deletion request through the writer (ordered with appends), then deletes
+    /// the persons' derived rows. Returns the job's id.
+    pub(crate) fn request_deletion(
+        &self,
+        request: privacy::DeletionRequest,
+        now: Timestamp,
+    ) -> Result<i64> {
+        let op = PrivacyOp::Delete {
+            request,
+            now: now.millis(),
+        };
+        let PrivacyDone::Deleted(recorded) = self.privacy(op)? else {
+            unreachable!("a deletion is answered with its record")
+        };
+        // Derived rows written before the request go now (later writes filter the persons
+        // out); the job deletes again in case a derived job was under way.
+        let rows = crate::derived::delete_persons(&self.dir, &recorded.persons)?;
+        privacy::add_derived(&db::open_rw(&self.db_path)?, recorded.id, rows)?;
+        Ok(recorded.id)
+    }
+
+    /// Takes an id off the suppression list; whether it was on it.
+    pub(crate) fn unsuppress(
+        &self,
+        kind: crate::identity::IdKind,
+        value: &str,
+        actor: &str,
+        now: Timestamp,
+    ) -> Result<bool> {
+        let op = PrivacyOp::Unsuppress {
+            kind,
+            value: value.to_string(),
+            actor: actor.to_string(),
+            now: now.millis(),
+        };
+        match self.privacy(op)? {
+            PrivacyDone::Unsuppressed(was) => Ok(was),
+            PrivacyDone::Deleted(_) => unreachable!("an unsuppression is answered with a flag"),
+        }
+    }
+
+    fn privacy(&self, op: PrivacyOp) -> Result<PrivacyDone> {
+        let (reply, rx) = oneshot::channel();
+        self.tx
+            .send(Command::Privacy { op, reply })
+            .map_err(|_| StoreError::ShuttingDown)?;
+        rx.blocking_recv().unwrap_or(Err(StoreError::ShuttingDown))
+    }
+
+    /// One deletion job.
+    pub(crate) fn deletion(&self, id: i64) -> Result<privacy::Deletion> {
+        privacy::deletion(&self.reader()?, id)
+    }
+
+    /// Every deletion job, newest first.
+    pub(crate) fn deletions(&self) -> Result<Vec<privacy::Deletion>> {
+        privacy::deletions(&self.reader()?)
+    }
+
+    /// The audit trail, newest first.
+    pub(crate) fn audit(
+        &self,
+        limit: usize,
+        before: Option<i64>,
+    ) -> Result<Vec<privacy::AuditRow>> {
+        privacy::audit_rows(&self.reader()?, limit, before)
+    }
+
+    /// Every person ever deleted (derived writes leave them out).
+    pub(crate) fn all_deleted(&self) -> Result<HashSet<u64>> {
+        privacy::all_deleted(&self.reader()?)
+    }
+
+    /// Runs the unfinished deletion jobs, oldest first, until `stop` is set. A job that
+    /// fails is marked `failed` (it runs again when the project is next opened). Returns
+    /// the jobs finished.
+    pub(crate) fn run_deletions(&self, stop: &std::sync::atomic::AtomicBool) -> Result<usize> {
+        let _guard = self.deletions.lock().expect("deletions lock");
+        let jobs = privacy::unfinished(&self.reader()?)?;
+        let mut finished = 0;
+        for (id, sealed_through) in jobs {
+            if stop.load(Ordering::SeqCst) {
+                break;
+            }
+            let outcome = self.run_deletion(id, sealed_through, stop);
+            let mut conn = db::open_rw(&self.db_path)?;
+            let now = self.clock.now().millis();
+            match outcome {
+                Ok(false) => {}
+                Ok(true) => {
+                    privacy::finish(&mut conn, id, now, None)?;
+                    tracing::info!(project = %self.info.name, deletion = id, "deletion done");
+                    finished += 1;
+                }
+                Err(e) => {
+                    tracing::warn!(project = %self.info.name, deletion = id, error = %e, "deletion failed");
+                    privacy::finish(&mut conn, id, now, Some(&e.to_string()))?;
+                }
+            }
+        }
+        Ok(finished)
+    }
+
+    /// One deletion job: seal the tail through `sealed_through`, rewrite every part holding
+    /// rows of the persons, delete their derived rows. Each step is idempotent. Returns false
+    /// when `stop` interrupted it.
+    fn run_deletion(
+        &self,
+        id: i64,
+        sealed_through: u64,
+        stop: &std::sync::atomic::AtomicBool,
+    ) -> Result<bool> {
+        let conn = db::open_rw(&self.db_path)?;
+        privacy::mark_running(&conn, id, self.clock.now().millis())?;
+        let persons = privacy::job_persons(&conn, id)?;
+        let dropped: HashSet<u64> = persons.iter().copied().collect();
+        // 1. Every event of the persons is at or below `sealed_through`: seal that far.
+        if self.tail_holds(sealed_through) {
+            self.roll()?;
+            while self.tail_holds(sealed_through) && self.seal_once()? > 0 {}
+            if self.tail_holds(sealed_through) {
+                return Err(StoreError::Unavailable(format!(
+                    "the tail through seq {sealed_through} could not be sealed"
+                )));
+            }
+        }
+        // 2. Count their rows once (a resumed job keeps the first count).
+        let rows = self
+            .live
+            .read()
+            .expect("live lock")
+            .parts
+            .iter()
+            .map(|p| rows_of(p, &dropped))
+            .sum();
+        privacy::set_events(&conn, id, rows)?;
+        // 3. Rewrite the parts holding them, one at a time.
+        while self.rewrite_without(&dropped)? {
+            if stop.load(Ordering::SeqCst) {
+                return Ok(false);
+            }
+        }
+        // 4. Derived rows (again: a derived job may have been under way at the request).
+        let derived = crate::derived::delete_persons(&self.dir, &persons)?;
+        privacy::add_derived(&conn, id, derived)?;
+        // 5. Copy the WAL into the database file so deleted rows leave it (best effort: a
+        // reader may hold it; the next checkpoint does it then).
+        let _ = conn.query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |_| Ok(()));
+        Ok(true)
+    }
+
+    /// Whether a tail segment still holds rows at or below `seq` that are not sealed.
+    fn tail_holds(&self, seq: u64) -> bool {
+        let sealed = self.manifest().sealed_seq;
+        self.tail
+            .segments()
+            .iter()
+            .any(|s| s.rows > 0 && s.first_seq <= seq && s.last_seq > sealed)
+    }
+
+    /// Rewrites one live part holding rows of the stored persons `dropped` without them.
+    /// Returns whether there was one.
+    fn rewrite_without(&self, dropped: &HashSet<u64>) -> Result<bool> {
+        let _guard = self.maintenance.lock().expect("maintenance lock");
+        let live = self.live.read().expect("live lock").clone();
+        let Some(part) = live.parts.iter().find(|p| rows_of(p, dropped) > 0) else {
+            return Ok(false);
+        };
+        let chosen = live.entry_of(part);
+        self.rewrite(&live, chosen, 0, dropped)?;
+        Ok(true)
+    }
+
+    /// One round of background upkeep: run deletion jobs, seal what is due, compact, prune
+    /// the dedup window; stops between steps once `stop` is set.
     pub(crate) fn maintain(&self, stop: &std::sync::atomic::AtomicBool) -> Result<()> {
+        if let Err(e) = self.run_deletions(stop) {
+            tracing::warn!(project = %self.info.name, error = %e, "deletion jobs not run; will retry");
+        }
         let now = self.clock.now();
         // The writer rolls a segment when it holds `seal_rows`; a quieter project's open
         // segment is rolled here once it is `seal_interval` old.
@@ -750,10 +968,12 @@ impl Cursor<'_> {
 /// A row whose person was merged away: (canonical person, ts, seq, name, kind, value, body).
 type MovedRow = (u64, i64, u64, u32, u8, f64, Vec<u8>);
 
-/// Merges parts into one new part at `path`, resolving persons to their canonical ids.
+/// Merges parts into one new part at `path`, resolving persons to their canonical ids and
+/// leaving out the rows of the stored persons `dropped` (deleted persons).
 fn merge_parts(
     inputs: &[Arc<Part>],
     canonical: &HashMap<u64, u64>,
+    dropped: &HashSet<u64>,
     path: &Path,
 ) -> Result<crate::part::PartStats> {
     // Rows of persons merged away since their part was written must move to their canonical
@@ -761,13 +981,16 @@ fn merge_parts(
     let skip: HashSet<u64> = inputs
         .iter()
         .flat_map(|p| p.persons().iter().copied())
-        .filter(|p| canonical.contains_key(p))
+        .filter(|p| canonical.contains_key(p) || dropped.contains(p))
         .collect();
     let mut moved: Vec<MovedRow> = Vec::new();
     for part in inputs {
         let offsets = part.person_offsets();
         let mut block: Option<(usize, Vec<Vec<u8>>)> = None;
         for (i, p) in part.persons().iter().enumerate() {
+            if dropped.contains(p) {
+                continue;
+            }
             if let Some(to) = canonical.get(p) {
                 for row in offsets[i] as usize..offsets[i + 1] as usize {
                     let b = row / part.block_rows();
@@ -901,6 +1124,7 @@ impl<'a> AppendPipeline<'a> {
             self.total.duplicates += o.duplicates;
             self.total.rejected += o.rejected;
             self.total.warnings += o.warnings;
+            self.total.suppressed += o.suppressed;
         }
         Ok(())
     }

@@ -1,7 +1,7 @@
 //! Reading: a consistent snapshot of a project's events (live parts plus the unsealed tail)
 //! with person ids resolved to their canonical persons.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 
 use lodestar_core::{Message, PersonId};
@@ -39,6 +39,31 @@ impl TailRows {
     /// Whether there are none.
     pub fn is_empty(&self) -> bool {
         self.ts.is_empty()
+    }
+
+    /// Drops the rows of `persons` (none when it is empty).
+    pub(crate) fn drop_persons(&mut self, persons: &HashSet<u64>) {
+        if persons.is_empty() || !self.persons.iter().any(|p| persons.contains(p)) {
+            return;
+        }
+        let keep: Vec<bool> = self.persons.iter().map(|p| !persons.contains(p)).collect();
+        fn retain<T>(v: &mut Vec<T>, keep: &[bool]) {
+            let mut i = 0;
+            v.retain(|_| {
+                i += 1;
+                keep[i - 1]
+            });
+        }
+        retain(&mut self.persons, &keep);
+        retain(&mut self.ts, &keep);
+        retain(&mut self.names, &keep);
+        retain(&mut self.kinds, &keep);
+        retain(&mut self.seqs, &keep);
+        retain(&mut self.values, &keep);
+        retain(&mut self.bodies, &keep);
+        if !self.entries.is_empty() {
+            retain(&mut self.entries, &keep);
+        }
     }
 
     /// Sorts rows by (person, ts, seq).
@@ -136,11 +161,21 @@ impl Run<'_> {
 }
 
 /// A consistent view of a project's events at one moment.
+///
+/// Persons whose deletion was requested but is not done yet ([`Snapshot::is_deleted`]) are
+/// left out of the tail, of [`Snapshot::events`] and of [`Snapshot::for_each_message`];
+/// their rows may still be in [`Snapshot::parts`] (and so in [`Snapshot::runs`]) until the
+/// deletion job has rewritten them, so a reader of runs skips the persons
+/// [`Snapshot::is_deleted`] names.
 pub struct Snapshot {
     pub(crate) parts: Vec<Arc<Part>>,
     pub(crate) tail: TailRows,
     pub(crate) canonical: HashMap<u64, u64>,
     pub(crate) names: Vec<String>,
+    /// Stored ids of persons being deleted (empty almost always).
+    pub(crate) deleting: HashSet<u64>,
+    /// Rows of `deleting` persons still in `parts`.
+    pub(crate) deleting_rows: u64,
 }
 
 impl std::fmt::Debug for Snapshot {
@@ -149,6 +184,7 @@ impl std::fmt::Debug for Snapshot {
             .field("parts", &self.parts.len())
             .field("tail", &self.tail.len())
             .field("merged_persons", &self.canonical.len())
+            .field("deleting", &self.deleting.len())
             .finish()
     }
 }
@@ -157,6 +193,18 @@ impl Snapshot {
     /// The canonical person of a stored person id.
     pub fn canonical(&self, person: u64) -> u64 {
         self.canonical.get(&person).copied().unwrap_or(person)
+    }
+
+    /// Whether a stored (or canonical) person id belongs to a person being deleted, whose
+    /// rows readers must skip. Costs one branch when no deletion is under way.
+    #[inline]
+    pub fn is_deleted(&self, person: u64) -> bool {
+        !self.deleting.is_empty() && self.deleting.contains(&person)
+    }
+
+    /// Stored ids of the persons being deleted (see [`Snapshot::is_deleted`]).
+    pub fn deleted_persons(&self) -> &HashSet<u64> {
+        &self.deleting
     }
 
     /// Persons merged into others: stored id → canonical id.
@@ -174,9 +222,10 @@ impl Snapshot {
         self.names.iter().position(|n| n == name).map(|i| i as u32)
     }
 
-    /// Total events.
+    /// Total events (without those of persons being deleted).
     pub fn events(&self) -> u64 {
         self.parts.iter().map(|p| p.rows() as u64).sum::<u64>() + self.tail.len() as u64
+            - self.deleting_rows
     }
 
     /// Live parts.
@@ -236,11 +285,15 @@ impl Snapshot {
                     while offsets[p + 1] as usize <= row {
                         p += 1;
                     }
+                    if self.is_deleted(persons[p]) {
+                        continue;
+                    }
                     let msg = decode_body(&body, part.path().display().to_string(), seqs[row])?;
                     f(PersonId(self.canonical(persons[p])), seqs[row], msg)?;
                 }
             }
         }
+        // (The tail holds no row of a person being deleted: see `Project::snapshot`.)
         for i in 0..self.tail.len() {
             let msg = decode_body(&self.tail.bodies[i], "tail".to_string(), self.tail.seqs[i])?;
             f(PersonId(self.tail.persons[i]), self.tail.seqs[i], msg)?;
@@ -252,4 +305,14 @@ impl Snapshot {
 fn decode_body(body: &[u8], place: String, seq: u64) -> Result<Message> {
     serde_json::from_slice(body)
         .map_err(|e| StoreError::corrupt(place, format!("event seq {seq}: undecodable body: {e}")))
+}
+
+/// Rows of `persons` in `part` (found by binary search: parts are sorted by person).
+pub(crate) fn rows_of(part: &Part, persons: &HashSet<u64>) -> u64 {
+    let (ids, offsets) = (part.persons(), part.person_offsets());
+    persons
+        .iter()
+        .filter_map(|p| ids.binary_search(p).ok())
+        .map(|i| u64::from(offsets[i + 1] - offsets[i]))
+        .sum()
 }

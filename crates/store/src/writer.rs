@@ -25,8 +25,9 @@ use lodestar_core::{Clock, Message};
 use crate::db;
 use crate::dedup::{self, DedupIndex};
 use crate::error::{Result, StoreError};
-use crate::identity::{self, Prepared, Resolver};
+use crate::identity::{self, IdKind, Prepared, Resolver};
 use crate::metrics::StoreMetrics;
+use crate::privacy::{self, DeletionRequest, Recorded, Suppressed};
 use crate::tail::{Appender, Record};
 
 /// An item that could not be stored as an event, kept with the reason (the quarantine), or a
@@ -65,6 +66,8 @@ pub struct AppendOutcome {
     pub rejected: usize,
     /// Warnings recorded (decoder warnings plus identity warnings).
     pub warnings: usize,
+    /// Messages dropped because they carry a suppressed id (acknowledged, not stored).
+    pub suppressed: usize,
 }
 
 /// An [`AppendBatch`] with its messages prepared on the caller's thread.
@@ -103,6 +106,33 @@ pub(crate) enum Command {
     PruneDedup { before: i64, slack: i64 },
     /// Answered once every command queued before it is committed.
     Barrier { reply: oneshot::Sender<Result<()>> },
+    /// A deletion request or an unsuppression: applied alone, in its own transaction,
+    /// after every command queued before it.
+    Privacy {
+        op: PrivacyOp,
+        reply: oneshot::Sender<Result<PrivacyDone>>,
+    },
+}
+
+/// What a [`Command::Privacy`] does.
+pub(crate) enum PrivacyOp {
+    /// Records a deletion request (see `privacy`), as of `now` (ms).
+    Delete { request: DeletionRequest, now: i64 },
+    /// Takes an id off the suppression list.
+    Unsuppress {
+        kind: IdKind,
+        value: String,
+        actor: String,
+        now: i64,
+    },
+}
+
+/// The answer to a [`Command::Privacy`].
+pub(crate) enum PrivacyDone {
+    /// The deletion was recorded.
+    Deleted(Recorded),
+    /// Whether the id was suppressed.
+    Unsuppressed(bool),
 }
 
 /// Most messages applied in one group.
@@ -122,6 +152,8 @@ pub(crate) struct Writer {
     pending: Vec<u128>,
     /// A commit failed since the connection was opened: see [`Writer::reopen`].
     after_failure: bool,
+    /// Hashes of suppressed ids: messages carrying one are dropped.
+    suppressed: Suppressed,
     clock: Arc<dyn Clock>,
     metrics: Arc<StoreMetrics>,
 }
@@ -148,6 +180,7 @@ impl Writer {
             dedup,
             pending: Vec::new(),
             after_failure: false,
+            suppressed: Suppressed::default(),
             clock,
             metrics,
         };
@@ -185,17 +218,28 @@ impl Writer {
         }
         self.names = names;
         self.resolver = Resolver::load(&conn)?;
+        self.suppressed = privacy::load_suppressed(&conn)?;
         self.conn = Some(conn);
         Ok(())
     }
 
     /// Runs until every sender is gone.
     pub(crate) fn run(mut self, mut rx: mpsc::UnboundedReceiver<Command>) {
-        while let Some(first) = rx.blocking_recv() {
+        // A privacy command taken while gathering a group waits for the group to commit.
+        let mut held: Option<Command> = None;
+        while let Some(first) = held.take().or_else(|| rx.blocking_recv()) {
+            if let Command::Privacy { op, reply } = first {
+                let _ = reply.send(self.apply_privacy(op));
+                continue;
+            }
             let mut group = vec![first];
             let mut messages = group_size(&group[0]);
             while messages < MAX_GROUP_MESSAGES {
                 match rx.try_recv() {
+                    Ok(cmd @ Command::Privacy { .. }) => {
+                        held = Some(cmd);
+                        break;
+                    }
                     Ok(cmd) => {
                         messages += group_size(&cmd);
                         group.push(cmd);
@@ -234,7 +278,7 @@ impl Writer {
                                 let _ = reply.send(rolled);
                             }
                         }
-                        Command::PruneDedup { .. } => {}
+                        Command::PruneDedup { .. } | Command::Privacy { .. } => {}
                     }
                 }
                 if self.log.rows() >= self.seal_rows
@@ -261,7 +305,9 @@ impl Writer {
                         } => {
                             let _ = reply.send(Err(StoreError::Unavailable(reason.clone())));
                         }
-                        Command::Roll { reply: None } | Command::PruneDedup { .. } => {}
+                        Command::Roll { reply: None }
+                        | Command::PruneDedup { .. }
+                        | Command::Privacy { .. } => {}
                     }
                 }
                 // Drop the connection; caches may hold ids of rolled-back rows.
@@ -303,6 +349,10 @@ impl Writer {
                         outcome.warnings += 1;
                     }
                     for msg in &batch.rows {
+                        if privacy::is_suppressed(&self.suppressed, msg) {
+                            outcome.suppressed += 1;
+                            continue;
+                        }
                         let hash = u128::from_le_bytes(msg.hash);
                         if !self.dedup.insert(hash, now) {
                             outcome.duplicates += 1;
@@ -353,7 +403,7 @@ impl Writer {
                     outcomes.push(outcome);
                 }
                 Command::PruneDedup { before, slack } => self.dedup.expire(*before, *slack),
-                Command::Roll { .. } | Command::Barrier { .. } => {}
+                Command::Roll { .. } | Command::Barrier { .. } | Command::Privacy { .. } => {}
             }
         }
         tx.commit()?;
@@ -361,6 +411,74 @@ impl Writer {
         self.next_seq = next_seq;
         self.names.extend(new_names);
         Ok(outcomes)
+    }
+}
+
+impl Writer {
+    /// Applies a privacy command in its own transaction. Every seq below `next_seq` is in
+    /// the log already, so a deletion's `sealed_through` covers every event of its persons.
+    fn apply_privacy(&mut self, op: PrivacyOp) -> Result<PrivacyDone> {
+        let result = self.try_privacy(op);
+        if let Err(e) = &result
+            && !matches!(e, StoreError::UnknownPerson)
+        {
+            tracing::error!(path = %self.path.display(), error = %e, "privacy command failed");
+            // Caches may hold what the rolled-back transaction changed.
+            self.conn = None;
+            self.after_failure = true;
+        }
+        result
+    }
+
+    fn try_privacy(&mut self, op: PrivacyOp) -> Result<PrivacyDone> {
+        if self.conn.is_none() {
+            self.reopen()
+                .map_err(|e| StoreError::Unavailable(format!("reopening database: {e}")))?;
+        }
+        let conn = self.conn.as_mut().expect("opened above");
+        // Overwrite what the deletion frees rather than leave it in free pages.
+        conn.pragma_update(None, "secure_delete", "ON")?;
+        let result = Self::privacy_tx(
+            conn,
+            &mut self.resolver,
+            &mut self.suppressed,
+            self.next_seq - 1,
+            op,
+        );
+        conn.pragma_update(None, "secure_delete", "OFF")?;
+        result
+    }
+
+    fn privacy_tx(
+        conn: &mut Connection,
+        resolver: &mut Resolver,
+        suppressed: &mut Suppressed,
+        last_seq: u64,
+        op: PrivacyOp,
+    ) -> Result<PrivacyDone> {
+        let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+        match op {
+            PrivacyOp::Delete { request, now } => {
+                let recorded = privacy::record(&tx, &request, now, last_seq)?;
+                tx.commit()?;
+                resolver.forget(&recorded.persons, &recorded.ids);
+                suppressed.extend(recorded.suppressed.iter().copied());
+                Ok(PrivacyDone::Deleted(recorded))
+            }
+            PrivacyOp::Unsuppress {
+                kind,
+                value,
+                actor,
+                now,
+            } => {
+                let removed = privacy::unsuppress(&tx, kind, &value, &actor, now)?;
+                tx.commit()?;
+                if let Some(h) = removed {
+                    suppressed.remove(&h);
+                }
+                Ok(PrivacyDone::Unsuppressed(removed.is_some()))
+            }
+        }
     }
 }
 

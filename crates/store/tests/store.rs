@@ -8,6 +8,9 @@ use lodestar_core::{FixedClock, JsonMap, Message, MessageKind, ProjectId, Timest
 use lodestar_store::{AppendBatch, EventStore, Quarantined, Store, StoreConfig};
 use proptest::prelude::*;
 
+#[path = "store/privacy.rs"]
+mod privacy;
+
 fn config(dir: &std::path::Path) -> StoreConfig {
     StoreConfig {
         data_dir: dir.to_path_buf(),
@@ -594,7 +597,10 @@ fn a_version_1_project_is_migrated_on_open() {
     let version: i64 = conn
         .pragma_query_value(None, "user_version", |r| r.get(0))
         .unwrap();
-    assert_eq!(version, 2);
+    assert_eq!(
+        version, 3,
+        "version 1 → 2 (the tail log) → 3 (the privacy tables)"
+    );
     let tables: i64 = conn
         .query_row(
             "SELECT count(*) FROM sqlite_master WHERE name IN ('tail', 'dedup_log')",
