@@ -22,7 +22,7 @@ use std::time::Instant;
 use lodestar_analytics::jobs;
 use lodestar_analytics::profiles::ProfileCache;
 use lodestar_analytics::segment::{Node, SegmentQuery, segment_members};
-use lodestar_core::{JsonMap, Message, MessageKind, SystemClock, Timestamp};
+use lodestar_core::{Message, MessageKind, SystemClock, Timestamp};
 use lodestar_store::{AppendBatch, AppendPipeline, EventStore, Store, StoreConfig};
 use serde_json::{Value, json};
 
@@ -72,26 +72,10 @@ fn main() -> anyhow::Result<()> {
 }
 
 fn message(kind: MessageKind, user: String, id: String, at: i64) -> Message {
-    Message {
-        message_id: id,
-        kind,
-        event: None,
-        user_id: Some(user),
-        anonymous_id: None,
-        previous_id: None,
-        group_id: None,
-        category: None,
-        timestamp: Timestamp(at),
-        original_timestamp: None,
-        sent_at: None,
-        received_at: Timestamp(at),
-        properties: JsonMap::new(),
-        traits: JsonMap::new(),
-        set_once: JsonMap::new(),
-        context: JsonMap::new(),
-        integrations: JsonMap::new(),
-        channel: Some("server".into()),
-    }
+    let mut m = Message::new(kind, id, Timestamp(at));
+    m.user_id = Some(user);
+    m.channel = Some("server".into());
+    m
 }
 
 fn add_profiles(

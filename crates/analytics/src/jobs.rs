@@ -65,6 +65,18 @@ pub struct PersonView {
     pub scores: Vec<PersonScore>,
     /// The project's computed attributes (see [`crate::computed`]) at `now`, by name.
     pub computed: lodestar_core::JsonMap,
+    /// Tags: manual ones (the `tags` trait) and rule-based ones (the tag segments the person
+    /// is in), sorted.
+    pub tags: Vec<String>,
+    /// Consent per channel (`email`, `sms`, `push`, `wechat`, `webhook`): the `consent`
+    /// trait; a channel not named has no recorded consent.
+    pub consent: lodestar_core::JsonMap,
+    /// The person's time zone: the `timezone` trait when it names a zone, else the project's.
+    pub timezone: String,
+    /// The segments the person is in.
+    pub segments: Vec<lodestar_store::Membership>,
+    /// The latest trait changes (`$set`, `$set_once`), newest first.
+    pub trait_history: Vec<lodestar_store::TraitChange>,
     /// The latest `limit` events, newest first.
     pub timeline: Vec<TimelineEvent>,
 }
@@ -103,8 +115,39 @@ pub fn person_view(
         last_seen: None,
         scores: store.person_scores(project.id, id)?,
         computed: lodestar_core::JsonMap::new(),
+        tags: Vec::new(),
+        consent: lodestar_core::JsonMap::new(),
+        timezone: settings.timezone.clone(),
+        segments: Vec::new(),
+        trait_history: Vec::new(),
         timeline: Vec::new(),
     };
+    let mut ids: Vec<u64> = snapshot
+        .merged_persons()
+        .iter()
+        .filter(|(_, to)| **to == id)
+        .map(|(from, _)| *from)
+        .collect();
+    ids.push(id);
+    view.segments = store.memberships(project.id, &ids)?;
+    view.trait_history = store.trait_history(project.id, &ids, limit)?;
+    view.tags = manual_tags(&view.profile.traits);
+    view.tags.extend(
+        view.segments
+            .iter()
+            .filter(|m| m.tag)
+            .map(|m| m.name.clone()),
+    );
+    view.tags.sort();
+    view.tags.dedup();
+    if let Some(serde_json::Value::Object(c)) = view.profile.traits.get("consent") {
+        view.consent = c.clone();
+    }
+    if let Some(zone) = view.profile.traits.get("timezone").and_then(|v| v.as_str())
+        && Calendar::new(zone).is_ok()
+    {
+        view.timezone = zone.to_string();
+    }
     let defs = crate::computed::definitions(&settings)?;
     let values = crate::computed::compute_all(&source, &defs, now.millis(), 1)?;
     for (def, by_person) in defs.iter().zip(values) {
@@ -389,6 +432,9 @@ pub struct NewSegment {
     /// skipped and counted.
     #[serde(default)]
     pub user_ids: Option<Vec<String>>,
+    /// A rule-based tag: the segment's name shows on its members' profiles.
+    #[serde(default)]
+    pub tag: bool,
 }
 
 /// What saving a segment did.
@@ -455,6 +501,9 @@ pub fn create_segment(
         }
     };
     let id = store.create_segment(project.id, &spec.name, dynamic, &definition, now)?;
+    if spec.tag {
+        store.set_segment_tag(project.id, id, true)?;
+    }
     let members = match members {
         Some(m) => m,
         None => {
@@ -644,3 +693,171 @@ fn needs(trees: &[crate::segment::Node]) -> (Vec<String>, Vec<i64>) {
     segments.dedup();
     (keys, segments)
 }
+
+/// The manual tags in a person's traits (`tags`: a list of texts).
+fn manual_tags(traits: &lodestar_core::JsonMap) -> Vec<String> {
+    match traits.get("tags") {
+        Some(serde_json::Value::Array(items)) => items
+            .iter()
+            .filter_map(|v| v.as_str().map(str::to_string))
+            .collect(),
+        _ => Vec::new(),
+    }
+}
+
+/// The channels consent is recorded for.
+pub const CONSENT_CHANNELS: [&str; 5] = ["email", "sms", "push", "wechat", "webhook"];
+
+/// Who a profile change is for: user ids or person ids (give one).
+#[derive(Debug, Clone, Default, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ProfileEdit {
+    /// Persons by user id.
+    #[serde(default)]
+    pub user_ids: Vec<String>,
+    /// Persons by person id.
+    #[serde(default)]
+    pub persons: Vec<u64>,
+    /// Manual tags to add.
+    #[serde(default)]
+    pub add_tags: Vec<String>,
+    /// Manual tags to remove.
+    #[serde(default)]
+    pub remove_tags: Vec<String>,
+    /// Consent to record per channel (`{"email": true, "sms": false}`).
+    #[serde(default)]
+    pub consent: std::collections::BTreeMap<String, bool>,
+}
+
+/// What a profile change did.
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+pub struct ProfileEdited {
+    /// Persons changed.
+    pub updated: u64,
+    /// Persons whose tags and consent were already so.
+    pub unchanged: u64,
+    /// Ids given that nobody has.
+    pub unknown: u64,
+}
+
+/// Adds or removes manual tags and records consent for some persons. Each change is written
+/// as an `identify` call through the normal write path (so it is durable, ordered with the
+/// person's other messages, and kept in the trait history): `tags` is the list of manual
+/// tags, `consent` an object of channel → granted.
+pub fn edit_profiles(
+    store: &Store,
+    project: &ProjectInfo,
+    params: &[u8],
+    now: Timestamp,
+) -> Result<ProfileEdited, RunError> {
+    let edit: ProfileEdit = serde_json::from_slice(params).map_err(|e| RunError::Json {
+        analysis: "profiles".to_string(),
+        message: e.to_string(),
+    })?;
+    if edit.user_ids.is_empty() == edit.persons.is_empty() {
+        return Err(AnalyticsError::invalid("user_ids", "give user_ids or persons").into());
+    }
+    for (i, tag) in edit.add_tags.iter().chain(&edit.remove_tags).enumerate() {
+        if tag.trim().is_empty() || tag.chars().count() > 64 {
+            return Err(AnalyticsError::invalid(format!("tags[{i}]"), "1 to 64 characters").into());
+        }
+    }
+    if let Some(c) = edit
+        .consent
+        .keys()
+        .find(|c| !CONSENT_CHANNELS.contains(&c.as_str()))
+    {
+        return Err(AnalyticsError::invalid(
+            format!("consent.{c}"),
+            format!(
+                "not a channel; the channels are {}",
+                CONSENT_CHANNELS.join(", ")
+            ),
+        )
+        .into());
+    }
+    let mut out = ProfileEdited::default();
+    let mut profiles = Vec::new();
+    for u in &edit.user_ids {
+        match store.find_profile(project.id, Some(u), None, None)? {
+            Some(p) => profiles.push(p),
+            None => out.unknown += 1,
+        }
+    }
+    for &p in &edit.persons {
+        match store.find_profile(project.id, None, None, Some(p))? {
+            Some(p) => profiles.push(p),
+            None => out.unknown += 1,
+        }
+    }
+    let mut messages = Vec::new();
+    for profile in profiles {
+        let mut traits = lodestar_core::JsonMap::new();
+        let mut tags = manual_tags(&profile.traits);
+        let before = tags.clone();
+        tags.retain(|t| !edit.remove_tags.contains(t));
+        for t in &edit.add_tags {
+            if !tags.contains(t) {
+                tags.push(t.clone());
+            }
+        }
+        if tags != before {
+            traits.insert("tags".into(), serde_json::json!(tags));
+        }
+        if !edit.consent.is_empty() {
+            let mut consent = match profile.traits.get("consent") {
+                Some(serde_json::Value::Object(c)) => c.clone(),
+                _ => lodestar_core::JsonMap::new(),
+            };
+            let old = consent.clone();
+            for (channel, granted) in &edit.consent {
+                consent.insert(channel.clone(), serde_json::json!(granted));
+            }
+            if consent != old {
+                traits.insert("consent".into(), serde_json::Value::Object(consent));
+            }
+        }
+        if traits.is_empty() {
+            out.unchanged += 1;
+            continue;
+        }
+        let (user_id, anonymous_id) =
+            match (profile.user_ids.first(), profile.anonymous_ids.first()) {
+                (Some(u), _) => (Some(u.clone()), None),
+                (None, Some(a)) => (None, Some(a.clone())),
+                (None, None) => {
+                    out.unknown += 1;
+                    continue;
+                }
+            };
+        let seq = EDITS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let mut m = lodestar_core::Message::new(
+            lodestar_core::MessageKind::Identify,
+            format!(
+                "lodestar-profile-{}-{}-{seq}",
+                profile.person.0,
+                now.millis()
+            ),
+            now,
+        );
+        m.user_id = user_id;
+        m.anonymous_id = anonymous_id;
+        m.traits = traits;
+        m.context
+            .insert("source".into(), serde_json::json!("lodestar profile edit"));
+        m.channel = Some("server".into());
+        messages.push(m);
+        out.updated += 1;
+    }
+    if !messages.is_empty() {
+        let batch = lodestar_store::AppendBatch {
+            messages,
+            ..Default::default()
+        };
+        lodestar_store::EventStore::append(store, project.id, batch)?.wait_blocking()?;
+    }
+    Ok(out)
+}
+
+/// Distinguishes the message ids of profile edits made in the same millisecond.
+static EDITS: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);

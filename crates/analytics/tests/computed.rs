@@ -157,26 +157,11 @@ proptest! {
 }
 
 fn track(id: &str, user: &str, ts: i64, event: &str, props: JsonMap) -> Message {
-    Message {
-        message_id: id.into(),
-        kind: MessageKind::Track,
-        event: Some(event.into()),
-        user_id: Some(user.into()),
-        anonymous_id: None,
-        previous_id: None,
-        group_id: None,
-        category: None,
-        timestamp: Timestamp(ts),
-        original_timestamp: None,
-        sent_at: None,
-        received_at: Timestamp(ts),
-        properties: props,
-        traits: JsonMap::new(),
-        set_once: JsonMap::new(),
-        context: JsonMap::new(),
-        integrations: JsonMap::new(),
-        channel: None,
-    }
+    let mut m = Message::new(MessageKind::Track, id, Timestamp(ts));
+    m.event = Some(event.into());
+    m.user_id = Some(user.into());
+    m.properties = props;
+    m
 }
 
 #[test]

@@ -5,7 +5,7 @@ use std::sync::Arc;
 
 use lodestar_analytics::jobs::{create_segment, refresh_segments, refresh_segments_touched};
 use lodestar_analytics::profiles::ProfileCache;
-use lodestar_core::{FixedClock, JsonMap, Message, MessageKind, ProjectId, Timestamp};
+use lodestar_core::{FixedClock, Message, MessageKind, ProjectId, Timestamp};
 use lodestar_store::{
     AppendBatch, DeletionRequest, EventStore, ModelFitRow, PersonRef, PersonScore, ProjectInfo,
     Store, StoreConfig,
@@ -31,26 +31,10 @@ fn buy(store: &Store, project: ProjectId, id: &str, user: &str, ts: i64) {
 }
 
 fn message(id: &str, user: &str, ts: i64) -> Message {
-    Message {
-        message_id: id.into(),
-        kind: MessageKind::Track,
-        event: Some("Order Completed".into()),
-        user_id: Some(user.into()),
-        anonymous_id: None,
-        previous_id: None,
-        group_id: None,
-        category: None,
-        timestamp: Timestamp(ts),
-        original_timestamp: None,
-        sent_at: None,
-        received_at: Timestamp(ts),
-        properties: JsonMap::new(),
-        traits: JsonMap::new(),
-        set_once: JsonMap::new(),
-        context: JsonMap::new(),
-        integrations: JsonMap::new(),
-        channel: None,
-    }
+    let mut m = Message::new(MessageKind::Track, id, Timestamp(ts));
+    m.event = Some("Order Completed".into());
+    m.user_id = Some(user.into());
+    m
 }
 
 fn send(store: &Store, project: ProjectId, m: Message) {

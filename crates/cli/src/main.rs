@@ -131,7 +131,7 @@ enum Command {
         #[command(subcommand)]
         report: report::Report,
     },
-    /// Persons: delete one with all their data and suppress their ids, or unsuppress an id. 删除用户数据（个人信息保护）
+    /// Persons: edit tags and consent; delete one with all their data and suppress their ids, or unsuppress an id. 编辑标签与授权；删除用户数据（个人信息保护）
     Persons {
         #[command(subcommand)]
         action: privacy::PersonsAction,

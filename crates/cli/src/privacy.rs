@@ -1,5 +1,6 @@
-//! `lodestar persons delete|unsuppress`, `lodestar deletions list|show`, `lodestar audit`:
-//! deleting a person and suppressing their ids, and the audit trail.
+//! `lodestar persons delete|unsuppress|edit`, `lodestar deletions list|show`, `lodestar
+//! audit`: deleting a person and suppressing their ids, the audit trail, and editing
+//! profiles (manual tags, consent).
 
 use std::process::ExitCode;
 
@@ -70,6 +71,24 @@ pub enum PersonsAction {
         /// Who asks, for the audit trail. 操作人
         #[arg(long, default_value = "cli")]
         actor: String,
+    },
+    /// Add or remove manual tags and record consent per channel, for persons by user id (kept in the trait history). 编辑用户标签与授权
+    Edit {
+        /// Project. 项目
+        #[arg(long)]
+        project: String,
+        /// User ids (repeat or comma-separate). 用户 ID
+        #[arg(long = "user-id", value_delimiter = ',', required = true)]
+        user_ids: Vec<String>,
+        /// Tags to add. 添加标签
+        #[arg(long = "add-tag", value_delimiter = ',')]
+        add_tags: Vec<String>,
+        /// Tags to remove. 移除标签
+        #[arg(long = "remove-tag", value_delimiter = ',')]
+        remove_tags: Vec<String>,
+        /// Consent per channel: email=true, sms=false (channels email, sms, push, wechat, webhook). 渠道授权
+        #[arg(long, value_delimiter = ',')]
+        consent: Vec<String>,
     },
 }
 
@@ -150,6 +169,36 @@ pub fn persons(config: Config, action: PersonsAction) -> anyhow::Result<ExitCode
             if job.status == DeletionStatus::Failed {
                 return Ok(ExitCode::FAILURE);
             }
+            Ok(ExitCode::SUCCESS)
+        }
+        PersonsAction::Edit {
+            project,
+            user_ids,
+            add_tags,
+            remove_tags,
+            consent,
+        } => {
+            let mut channels = serde_json::Map::new();
+            for c in consent {
+                let (channel, granted) = c.split_once('=').with_context(|| {
+                    format!("--consent {c:?}: write channel=true|false / 格式为 渠道=true|false")
+                })?;
+                let granted: bool = granted.parse().with_context(|| {
+                    format!("--consent {c:?}: true or false / 应为 true 或 false")
+                })?;
+                channels.insert(channel.to_string(), serde_json::json!(granted));
+            }
+            let store = open_quiet(&config)?;
+            let info = store.project(&project)?;
+            let params = serde_json::json!({"user_ids": user_ids, "add_tags": add_tags,
+                                             "remove_tags": remove_tags, "consent": channels});
+            let done = lodestar_analytics::jobs::edit_profiles(
+                &store,
+                &info,
+                params.to_string().as_bytes(),
+                clock().now(),
+            )?;
+            println!("{}", serde_json::to_string_pretty(&done)?);
             Ok(ExitCode::SUCCESS)
         }
         PersonsAction::Unsuppress {

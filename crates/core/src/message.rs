@@ -132,6 +132,32 @@ pub struct Message {
 }
 
 impl Message {
+    /// A message of `kind` with this id, made (and received) at `at`, with no ids, name,
+    /// properties or traits yet: for messages the platform writes itself (profile edits)
+    /// and for tests.
+    pub fn new(kind: MessageKind, message_id: impl Into<String>, at: Timestamp) -> Message {
+        Message {
+            message_id: message_id.into(),
+            kind,
+            event: None,
+            user_id: None,
+            anonymous_id: None,
+            previous_id: None,
+            group_id: None,
+            category: None,
+            timestamp: at,
+            original_timestamp: None,
+            sent_at: None,
+            received_at: at,
+            properties: JsonMap::new(),
+            traits: JsonMap::new(),
+            set_once: JsonMap::new(),
+            context: JsonMap::new(),
+            integrations: JsonMap::new(),
+            channel: None,
+        }
+    }
+
     /// The name analyses know this message by: the event name for track, and `$identify`,
     /// `$page`, `$screen`, `$group`, `$alias` for the other kinds.
     pub fn analytic_name(&self) -> &str {

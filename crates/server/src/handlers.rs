@@ -569,6 +569,24 @@ pub(crate) async fn create_segment(
     Ok((StatusCode::CREATED, Json(created)).into_response())
 }
 
+/// `POST /api/projects/{name}/persons/edit`: adds or removes manual tags and records
+/// consent per channel for persons given by user id or person id.
+pub(crate) async fn edit_persons(
+    State(state): State<Arc<AppState>>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    Path(name): Path<String>,
+    headers: HeaderMap,
+    body: bytes::Bytes,
+) -> Result<Response, ApiError> {
+    check_admin(&state, &headers, peer)?;
+    let project = state.store.project(&name)?;
+    let edited = blocking(&state, "profiles", move |s| {
+        lodestar_analytics::jobs::edit_profiles(&s.store, &project, &body, s.clock.now())
+    })
+    .await?;
+    Ok(Json(edited).into_response())
+}
+
 /// `GET /api/projects/{name}/segments`: the saved segments with their sizes.
 pub(crate) async fn list_segments(
     State(state): State<Arc<AppState>>,

@@ -231,6 +231,10 @@ pub fn router(state: Arc<AppState>) -> Router {
         )
         .route("/api/projects/{name}/persons", get(handlers::person))
         .route(
+            "/api/projects/{name}/persons/edit",
+            post(handlers::edit_persons),
+        )
+        .route(
             "/api/projects/{name}/segments/preview",
             post(handlers::segment_preview),
         )

@@ -1,7 +1,7 @@
 //! The per-project SQLite database: persons and identities, event names, groups,
 //! ingestion warnings, and deletions, suppressions and the audit trail (`privacy`). (Events
 //! live in the tail log and in parts; version 1 of this schema also held them, see
-//! `migrate`; version 3 added the `privacy` tables.)
+//! `migrate`; version 3 added the `privacy` tables, version 4 the trait history.)
 //!
 //! Opened in WAL mode with `synchronous = FULL`: a transaction is durable once `COMMIT`
 //! returns.
@@ -13,7 +13,7 @@ use rusqlite::{Connection, OpenFlags};
 use crate::error::Result;
 
 /// The schema version this code writes; `PRAGMA user_version` holds the stored one.
-pub const SCHEMA_VERSION: i64 = 3;
+pub const SCHEMA_VERSION: i64 = 4;
 
 const SCHEMA: &str = r#"
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value INTEGER NOT NULL);
@@ -50,6 +50,20 @@ CREATE TABLE IF NOT EXISTS warnings (
 );
 "#;
 
+/// Every change of a person's traits: `$set` (a trait given a new value) and `$set_once` (a
+/// trait set for the first time), with the event time of the message that made it.
+const TRAIT_HISTORY: &str = r#"
+CREATE TABLE IF NOT EXISTS trait_history (
+    id INTEGER PRIMARY KEY,
+    person INTEGER NOT NULL,
+    at INTEGER NOT NULL,
+    key TEXT NOT NULL,
+    value TEXT NOT NULL,
+    op TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS trait_history_person ON trait_history (person, id);
+"#;
+
 /// Opens (creating if needed) the project database for writing.
 pub fn open_rw(path: &Path) -> Result<Connection> {
     let conn = Connection::open(path)?;
@@ -69,12 +83,18 @@ pub fn open_rw(path: &Path) -> Result<Connection> {
     if version == 0 {
         conn.execute_batch(SCHEMA)?;
         conn.execute_batch(crate::privacy::SCHEMA)?;
+        conn.execute_batch(TRAIT_HISTORY)?;
         conn.pragma_update(None, "user_version", SCHEMA_VERSION)?;
-    } else if version == 2 {
-        // Version 3 added the deletion, suppression and audit tables, nothing else.
-        conn.execute_batch(&format!(
-            "BEGIN IMMEDIATE; {} PRAGMA user_version = 3; COMMIT;",
+    } else if version == 2 || version == 3 {
+        // Version 3 added the deletion, suppression and audit tables, version 4 the trait
+        // history; nothing else changed.
+        let privacy = if version == 2 {
             crate::privacy::SCHEMA
+        } else {
+            ""
+        };
+        conn.execute_batch(&format!(
+            "BEGIN IMMEDIATE; {privacy} {TRAIT_HISTORY} PRAGMA user_version = {SCHEMA_VERSION}; COMMIT;"
         ))?;
     } else if version > SCHEMA_VERSION {
         return Err(crate::StoreError::corrupt(

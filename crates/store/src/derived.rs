@@ -116,6 +116,21 @@ pub struct SegmentRow {
     pub evaluated_at: Option<Timestamp>,
     /// Members now.
     pub size: u64,
+    /// A rule-based tag: its name shows on its members' profiles.
+    pub tag: bool,
+}
+
+/// A segment a person is in.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Membership {
+    /// The segment.
+    pub segment: i64,
+    /// Its name.
+    pub name: String,
+    /// Whether it is a rule-based tag.
+    pub tag: bool,
+    /// Member since.
+    pub since: Timestamp,
 }
 
 /// A person entering or leaving a segment.
@@ -162,7 +177,7 @@ pub(crate) fn segments(dir: &Path) -> Result<Vec<SegmentRow>> {
     let conn = open(dir)?;
     let mut stmt = conn.prepare(
         "SELECT s.id, s.name, s.dynamic, s.definition, s.created_at, s.evaluated_at,
-                (SELECT count(*) FROM segment_members m WHERE m.segment = s.id)
+                (SELECT count(*) FROM segment_members m WHERE m.segment = s.id), s.tag
          FROM segments s ORDER BY s.id",
     )?;
     let rows = stmt.query_map([], |r| {
@@ -175,9 +190,45 @@ pub(crate) fn segments(dir: &Path) -> Result<Vec<SegmentRow>> {
             created_at: Timestamp(r.get(4)?),
             evaluated_at: r.get::<_, Option<i64>>(5)?.map(Timestamp),
             size: r.get::<_, i64>(6)? as u64,
+            tag: r.get(7)?,
         })
     })?;
     Ok(rows.collect::<std::result::Result<_, _>>()?)
+}
+
+/// Marks a segment as a rule-based tag (or not); false when there is no such segment.
+pub(crate) fn set_tag(dir: &Path, segment: i64, tag: bool) -> Result<bool> {
+    let conn = open(dir)?;
+    Ok(conn.execute(
+        "UPDATE segments SET tag = ?2 WHERE id = ?1",
+        params![segment, tag],
+    )? > 0)
+}
+
+/// The segments some persons are in (by segment).
+pub(crate) fn memberships(dir: &Path, persons: &[u64]) -> Result<Vec<Membership>> {
+    let conn = open(dir)?;
+    let mut stmt = conn.prepare(
+        "SELECT s.id, s.name, s.tag, m.since FROM segment_members m
+         JOIN segments s ON s.id = m.segment WHERE m.person = ?1",
+    )?;
+    let mut out: Vec<Membership> = Vec::new();
+    for &p in persons {
+        let rows = stmt.query_map(params![p as i64], |r| {
+            Ok(Membership {
+                segment: r.get(0)?,
+                name: r.get(1)?,
+                tag: r.get(2)?,
+                since: Timestamp(r.get(3)?),
+            })
+        })?;
+        for row in rows {
+            out.push(row?);
+        }
+    }
+    out.sort_by_key(|m| m.segment);
+    out.dedup_by_key(|m| m.segment);
+    Ok(out)
 }
 
 /// Brings a segment's membership to `members` (ascending, distinct) as of `at` — among the
@@ -476,6 +527,13 @@ fn open(dir: &Path) -> Result<Connection> {
     conn.pragma_update(None, "synchronous", "FULL")?;
     conn.busy_timeout(std::time::Duration::from_secs(30))?;
     conn.execute_batch(SCHEMA)?;
+    // Added after the first release of this file: segments that are rule-based tags.
+    let has_tag: bool = conn
+        .prepare("SELECT 1 FROM pragma_table_info('segments') WHERE name = 'tag'")?
+        .exists([])?;
+    if !has_tag {
+        conn.execute_batch("ALTER TABLE segments ADD COLUMN tag INTEGER NOT NULL DEFAULT 0")?;
+    }
     Ok(conn)
 }
 

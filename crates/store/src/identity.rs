@@ -355,15 +355,31 @@ pub(crate) fn resolve(
     let person_traits = msg.kind != MessageKind::Group && !msg.traits.is_empty();
     if person_traits || !msg.set_once.is_empty() {
         let mut traits = traits_of(tx, person)?;
+        let mut changes: Vec<(&str, &serde_json::Value, &str)> = Vec::new();
         if person_traits {
             for (k, v) in &msg.traits {
-                traits.insert(k.clone(), v.clone());
+                if traits.get(k) != Some(v) {
+                    changes.push((k, v, "set"));
+                    traits.insert(k.clone(), v.clone());
+                }
             }
         }
         for (k, v) in &msg.set_once {
-            traits.entry(k.clone()).or_insert_with(|| v.clone());
+            if !traits.contains_key(k) {
+                changes.push((k, v, "set_once"));
+                traits.insert(k.clone(), v.clone());
+            }
         }
-        store_traits(tx, person, &traits, at)?;
+        if !changes.is_empty() {
+            store_traits(tx, person, &traits, at)?;
+            let mut history = tx.prepare_cached(
+                "INSERT INTO trait_history (person, at, key, value, op) VALUES (?1, ?2, ?3, ?4, ?5)",
+            )?;
+            for (k, v, op) in changes {
+                let text = serde_json::to_string(v).expect("json serializes");
+                history.execute(params![person as i64, at, k, text, op])?;
+            }
+        }
     }
     if msg.kind == MessageKind::Group
         && let Some(group) = &msg.group_id

@@ -36,13 +36,15 @@ use lodestar_core::{Clock, Message, PersonId, ProjectId, Timestamp};
 
 pub use catalog::{ProjectInfo, ProjectSettings, check_project_name};
 pub use config::StoreConfig;
-pub use derived::{ModelFitRow, PersonScore, SegmentEventRow, SegmentRow, StageChangeRow};
+pub use derived::{
+    Membership, ModelFitRow, PersonScore, SegmentEventRow, SegmentRow, StageChangeRow,
+};
 pub use error::{Result, StoreError};
 pub use identity::IdKind;
 pub use manifest::{Manifest, PartEntry};
 pub use metrics::{Histogram, LATENCY_BUCKETS, StoreMetrics};
 pub use privacy::{AuditRow, Deletion, DeletionRequest, DeletionStatus, PersonRef};
-pub use project::{AppendPipeline, AppendTicket, Profile, WarningRow};
+pub use project::{AppendPipeline, AppendTicket, Profile, TraitChange, WarningRow};
 pub use read::{Run, RunOffsets, Snapshot, TailRows};
 pub use writer::{AppendBatch, AppendOutcome, Quarantined};
 
@@ -240,6 +242,28 @@ impl Store {
         f: &mut dyn FnMut(u64, Option<&str>) -> Result<()>,
     ) -> Result<()> {
         self.handle(project)?.for_each_traits(persons, f)
+    }
+
+    /// The latest `limit` trait changes (`$set`, `$set_once`) recorded under some persons
+    /// (a person and those merged into them), newest first.
+    pub fn trait_history(
+        &self,
+        project: ProjectId,
+        persons: &[u64],
+        limit: usize,
+    ) -> Result<Vec<TraitChange>> {
+        self.handle(project)?.trait_history(persons, limit)
+    }
+
+    /// Marks a segment as a rule-based tag (its name shows on its members' profiles), or
+    /// not; false when there is no such segment.
+    pub fn set_segment_tag(&self, project: ProjectId, segment: i64, tag: bool) -> Result<bool> {
+        derived::set_tag(&self.project_dir(project), segment, tag)
+    }
+
+    /// The segments some persons (a person and those merged into them) are in.
+    pub fn memberships(&self, project: ProjectId, persons: &[u64]) -> Result<Vec<Membership>> {
+        derived::memberships(&self.project_dir(project), persons)
     }
 
     /// Keeps a fitted model and every buyer's scores; returns its version (id).

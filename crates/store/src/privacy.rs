@@ -311,10 +311,12 @@ pub(crate) fn record(
             tx.prepare("INSERT OR IGNORE INTO deleted_persons (person, deletion) VALUES (?1, ?2)")?;
         let mut forget_ids = tx.prepare("DELETE FROM identities WHERE person = ?1")?;
         let mut forget_person = tx.prepare("DELETE FROM persons WHERE id = ?1")?;
+        let mut forget_history = tx.prepare("DELETE FROM trait_history WHERE person = ?1")?;
         for p in &persons {
             mark.execute(params![*p as i64, id])?;
             forget_ids.execute(params![*p as i64])?;
             forget_person.execute(params![*p as i64])?;
+            forget_history.execute(params![*p as i64])?;
         }
         // Warnings name ids quoted: in the raw item (JSON) and in identity warnings' text.
         let mut forget_warnings =

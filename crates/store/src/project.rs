@@ -57,6 +57,23 @@ pub struct Profile {
     pub updated_at: Timestamp,
 }
 
+/// One change of a person's traits.
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct TraitChange {
+    /// Its id (ascending with time of arrival).
+    pub id: i64,
+    /// The person it was recorded under (a merged person keeps their own).
+    pub person: u64,
+    /// The event time of the message that made it.
+    pub at: Timestamp,
+    /// The trait.
+    pub key: String,
+    /// Its new value.
+    pub value: serde_json::Value,
+    /// `set` or `set_once`.
+    pub op: String,
+}
+
 /// One row of the ingestion warnings list.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
 pub struct WarningRow {
@@ -858,6 +875,35 @@ impl Project {
             }
         }
         Ok(())
+    }
+
+    /// The latest trait changes of some persons, newest first.
+    pub(crate) fn trait_history(&self, persons: &[u64], limit: usize) -> Result<Vec<TraitChange>> {
+        let conn = self.reader()?;
+        let mut stmt = conn.prepare(
+            "SELECT id, person, at, key, value, op FROM trait_history WHERE person = ?1
+             ORDER BY id DESC LIMIT ?2",
+        )?;
+        let mut out = Vec::new();
+        for &p in persons {
+            let rows = stmt.query_map(params![p as i64, limit as i64], |r| {
+                let value: String = r.get(4)?;
+                Ok(TraitChange {
+                    id: r.get(0)?,
+                    person: r.get::<_, i64>(1)? as u64,
+                    at: Timestamp(r.get(2)?),
+                    key: r.get(3)?,
+                    value: serde_json::from_str(&value).unwrap_or(serde_json::Value::Null),
+                    op: r.get(5)?,
+                })
+            })?;
+            for row in rows {
+                out.push(row?);
+            }
+        }
+        out.sort_by_key(|c| std::cmp::Reverse(c.id));
+        out.truncate(limit);
+        Ok(out)
     }
 
     pub(crate) fn warnings(&self, limit: usize, before: Option<i64>) -> Result<Vec<WarningRow>> {

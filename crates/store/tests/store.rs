@@ -598,8 +598,8 @@ fn a_version_1_project_is_migrated_on_open() {
         .pragma_query_value(None, "user_version", |r| r.get(0))
         .unwrap();
     assert_eq!(
-        version, 3,
-        "version 1 → 2 (the tail log) → 3 (the privacy tables)"
+        version, 4,
+        "version 1 → 2 (the tail log) → 3 (the privacy tables) → 4 (the trait history)"
     );
     let tables: i64 = conn
         .query_row(

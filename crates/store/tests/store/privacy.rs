@@ -504,7 +504,7 @@ fn a_version_2_database_gets_the_privacy_tables_on_open() {
     events_db(dir.path(), p)
         .execute_batch(
             "DROP TABLE deletions; DROP TABLE deleted_persons; DROP TABLE suppressions;
-             DROP TABLE audit; PRAGMA user_version = 2;",
+             DROP TABLE audit; DROP TABLE trait_history; PRAGMA user_version = 2;",
         )
         .unwrap();
     let store = open(dir.path());
@@ -514,5 +514,36 @@ fn a_version_2_database_gets_the_privacy_tables_on_open() {
     let version: i64 = events_db(dir.path(), p)
         .pragma_query_value(None, "user_version", |r| r.get(0))
         .unwrap();
-    assert_eq!(version, 3);
+    assert_eq!(version, 4, "2 → 3 (privacy) → 4 (trait history)");
+}
+
+#[test]
+fn a_version_3_database_gets_the_trait_history_on_open_and_deletion_clears_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = open(dir.path());
+    let (info, _) = store.create_project("shop").unwrap();
+    let p = info.id;
+    append(
+        &store,
+        p,
+        vec![msg("u-1", MessageKind::Track, Some("u"), None, T0)],
+    );
+    store.shutdown();
+    drop(store);
+    events_db(dir.path(), p)
+        .execute_batch("DROP TABLE trait_history; PRAGMA user_version = 3;")
+        .unwrap();
+    let store = open(dir.path());
+    let mut m = msg("u-2", MessageKind::Identify, Some("u"), None, T0 + 1);
+    m.traits.insert("plan".into(), serde_json::json!("pro"));
+    append(&store, p, vec![m]);
+    let person = person_of(&store, p, "u");
+    let history = store.trait_history(p, &[person], 10).unwrap();
+    assert_eq!(history.len(), 1);
+    assert_eq!(
+        (history[0].key.as_str(), history[0].op.as_str()),
+        ("plan", "set")
+    );
+    delete(&store, p, PersonRef::UserId("u".into()), true);
+    assert!(store.trait_history(p, &[person], 10).unwrap().is_empty());
 }
