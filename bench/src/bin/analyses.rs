@@ -61,6 +61,7 @@ fn main() -> anyhow::Result<()> {
         order: None,
         window: Some("7d".into()),
         dropped_at: None,
+        max_persons: None,
         exclusions: Vec::new(),
         date_from: from.clone(),
         date_to: to.clone(),

@@ -435,6 +435,68 @@ pub struct NewSegment {
     /// A rule-based tag: the segment's name shows on its members' profiles.
     #[serde(default)]
     pub tag: bool,
+    /// The members of a static segment from an analysis's result: a funnel's drop-offs
+    /// (`{"kind": "funnel", "params": {…, "dropped_at": k}}`). (A stage's members are a
+    /// dynamic segment with a `stage` condition.)
+    #[serde(default)]
+    pub from_analysis: Option<FromAnalysis>,
+}
+
+/// An analysis whose persons make a static segment.
+#[derive(Debug, Clone, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FromAnalysis {
+    /// `funnel`.
+    pub kind: String,
+    /// Its parameters (as for `POST …/analyses/{kind}`).
+    pub params: serde_json::Value,
+}
+
+/// The persons an analysis's result lists (see [`FromAnalysis`]).
+fn analysis_persons(
+    store: &Store,
+    project: &ProjectInfo,
+    from: &FromAnalysis,
+    threads: usize,
+) -> Result<Vec<u64>, RunError> {
+    if from.kind != "funnel" {
+        return Err(AnalyticsError::invalid(
+            "from_analysis.kind",
+            format!(
+                "{:?}: a static segment comes from a funnel's drop-offs (a stage's members are a dynamic segment with a stage condition)",
+                from.kind
+            ),
+        )
+        .into());
+    }
+    let mut params = from.params.clone();
+    let map = params
+        .as_object_mut()
+        .ok_or_else(|| AnalyticsError::invalid("from_analysis.params", "an object"))?;
+    if !map.contains_key("dropped_at") {
+        return Err(AnalyticsError::invalid(
+            "from_analysis.params.dropped_at",
+            "say at which step (0-based) the persons dropped off",
+        )
+        .into());
+    }
+    // Every person, not a sample.
+    map.insert("max_persons".into(), serde_json::json!(u64::MAX));
+    let result = crate::registry::run_on_store(
+        store,
+        project,
+        &from.kind,
+        params.to_string().as_bytes(),
+        threads,
+    )?;
+    let mut persons: Vec<u64> = result
+        .get("dropped_persons")
+        .and_then(|v| v.as_array())
+        .map(|items| items.iter().filter_map(serde_json::Value::as_u64).collect())
+        .unwrap_or_default();
+    persons.sort_unstable();
+    persons.dedup();
+    Ok(persons)
 }
 
 /// What saving a segment did.
@@ -465,6 +527,28 @@ pub fn create_segment(
         return Err(AnalyticsError::invalid("name", "1 to 200 characters").into());
     }
     let mut unknown = 0u64;
+    if let Some(from) = &spec.from_analysis {
+        if spec.condition.is_some() || spec.persons.is_some() || spec.user_ids.is_some() {
+            return Err(AnalyticsError::invalid(
+                "from_analysis",
+                "give one of condition, persons, user_ids or from_analysis",
+            )
+            .into());
+        }
+        let persons = analysis_persons(store, project, from, threads)?;
+        let definition = serde_json::json!({"persons": persons, "from_analysis":
+            {"kind": from.kind, "params": from.params}});
+        let id = store.create_segment(project.id, &spec.name, false, &definition, now)?;
+        if spec.tag {
+            store.set_segment_tag(project.id, id, true)?;
+        }
+        store.update_segment_members(project.id, id, &persons, now)?;
+        return Ok(SegmentCreated {
+            id,
+            size: persons.len() as u64,
+            unknown_user_ids: 0,
+        });
+    }
     let (dynamic, definition, members) = match (&spec.condition, &spec.persons, &spec.user_ids) {
         (Some(tree), None, None) => {
             tree.check()?;

@@ -86,6 +86,31 @@ pub struct Data<'a> {
     pub profiles: &'a ProfileVisitor<'a>,
 }
 
+/// [`run`] on a project of a store: a snapshot now, its settings, its profiles.
+pub fn run_on_store(
+    store: &lodestar_store::Store,
+    project: &lodestar_store::ProjectInfo,
+    kind: &str,
+    params: &[u8],
+    threads: usize,
+) -> std::result::Result<Value, RunError> {
+    let snapshot = store.snapshot(project.id)?;
+    let profiles = |f: &mut dyn FnMut(&Profile)| {
+        lodestar_store::EventStore::for_each_profile(store, project.id, &mut |p| {
+            f(&p);
+            Ok(())
+        })
+        .map_err(AnalyticsError::from)
+    };
+    let settings = store.project_settings(project.id)?;
+    let data = Data {
+        snapshot: &snapshot,
+        settings: &settings,
+        profiles: &profiles,
+    };
+    run(kind, params, &data, threads)
+}
+
 /// Runs analysis `kind` with JSON `params` (its own, plus `filters` and `breakdown`).
 pub fn run(
     kind: &str,

@@ -118,6 +118,9 @@ pub struct FunnelSpec {
     /// List the persons who dropped at this step (0-based).
     #[serde(default)]
     pub dropped_at: Option<usize>,
+    /// Most persons listed; default 10,000.
+    #[serde(default)]
+    pub max_persons: Option<u64>,
     /// Exclusion steps `[{event, from_step, to_step}]` (ordered funnels only).
     #[serde(default)]
     pub exclusions: Vec<crate::funnel::FunnelExclusion>,
@@ -143,6 +146,9 @@ impl FunnelSpec {
         );
         q.order = self.order.unwrap_or(FunnelOrder::Ordered);
         q.dropped_at = self.dropped_at;
+        if let Some(m) = self.max_persons {
+            q.max_persons = usize::try_from(m).unwrap_or(usize::MAX);
+        }
         q.exclusions = self.exclusions.clone();
         q.threads = threads;
         Ok(q)

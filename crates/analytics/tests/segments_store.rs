@@ -366,3 +366,75 @@ fn boundaries_are_crossed_once_each_across_restarts() {
         want
     );
 }
+
+#[test]
+fn a_static_segment_from_a_funnels_drop_offs() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = open(dir.path());
+    let (project, _) = store.create_project("shop").unwrap();
+    let cache = ProfileCache::default();
+    for (i, user) in ["u1", "u2", "u3"].into_iter().enumerate() {
+        let mut m = message(&format!("v{i}"), user, T0);
+        m.event = Some("Product Viewed".into());
+        send(&store, project.id, m);
+    }
+    buy(&store, project.id, "o1", "u1", T0 + 1000);
+    let day = |t: i64| lodestar_core::Timestamp(t).to_rfc3339()[..10].to_string();
+    let funnel = serde_json::json!({"steps": ["Product Viewed", "Order Completed"],
+        "date_from": day(T0), "date_to": day(T0 + DAY), "dropped_at": 1});
+    let params = serde_json::json!({"name": "viewed, did not buy",
+        "from_analysis": {"kind": "funnel", "params": funnel}});
+    let now = Timestamp(T0 + 2 * DAY);
+    let created = create_segment(
+        &store,
+        &project,
+        &cache,
+        params.to_string().as_bytes(),
+        now,
+        2,
+    )
+    .unwrap();
+    let person = |u: &str| {
+        store
+            .find_profile(project.id, Some(u), None, None)
+            .unwrap()
+            .unwrap()
+            .person
+            .0
+    };
+    let mut want = vec![person("u2"), person("u3")];
+    want.sort_unstable();
+    assert_eq!(created.size, 2);
+    assert_eq!(
+        store
+            .segment_members(project.id, created.id, 0, 10)
+            .unwrap(),
+        want
+    );
+    // Static: a later purchase does not move anyone.
+    buy(&store, project.id, "o2", "u2", T0 + 2000);
+    refresh_segments(&store, &project, &cache, now, 2).unwrap();
+    assert_eq!(
+        store
+            .segment_members(project.id, created.id, 0, 10)
+            .unwrap(),
+        want
+    );
+    // Errors name the field.
+    let mut bad = params.clone();
+    bad["name"] = "x".into();
+    bad["from_analysis"]["params"]
+        .as_object_mut()
+        .unwrap()
+        .remove("dropped_at");
+    let e =
+        create_segment(&store, &project, &cache, bad.to_string().as_bytes(), now, 2).unwrap_err();
+    assert!(
+        e.to_string().contains("from_analysis.params.dropped_at"),
+        "{e}"
+    );
+    bad["from_analysis"]["kind"] = "rfm".into();
+    let e =
+        create_segment(&store, &project, &cache, bad.to_string().as_bytes(), now, 2).unwrap_err();
+    assert!(e.to_string().contains("from_analysis.kind"), "{e}");
+}

@@ -177,6 +177,7 @@ pub fn run(config: Config, report: Report) -> anyhow::Result<ExitCode> {
                 order: Some(order),
                 window,
                 dropped_at: None,
+                max_persons: None,
                 exclusions: Vec::new(),
                 date_from: from,
                 date_to: to,
@@ -283,22 +284,8 @@ fn run_named(
         threads.unwrap_or_else(|| std::thread::available_parallelism().map_or(2, |n| n.get()));
     let store = open_store(config)?;
     let project = store.project(project)?;
-    let snapshot = store.snapshot(project.id)?;
-    let profiles = |f: &mut dyn FnMut(&lodestar_store::Profile)| {
-        store
-            .for_each_profile(project.id, &mut |p| {
-                f(&p);
-                Ok(())
-            })
-            .map_err(lodestar_analytics::AnalyticsError::from)
-    };
-    let settings = store.project_settings(project.id)?;
-    let data = lodestar_analytics::registry::Data {
-        snapshot: &snapshot,
-        settings: &settings,
-        profiles: &profiles,
-    };
-    let value = lodestar_analytics::registry::run(kind, &params, &data, threads)?;
+    let value =
+        lodestar_analytics::registry::run_on_store(&store, &project, kind, &params, threads)?;
     if json {
         println!("{}", serde_json::to_string_pretty(&value)?);
     } else {

@@ -807,23 +807,9 @@ pub(crate) async fn analysis(
     let threads = state.analysis_threads;
     let store = state.store.clone();
     let run = move || -> Result<serde_json::Value, ApiError> {
-        use lodestar_analytics::registry;
-        let snapshot = store.snapshot(project.id)?;
-        let profiles = |f: &mut dyn FnMut(&lodestar_store::Profile)| {
-            store
-                .for_each_profile(project.id, &mut |p| {
-                    f(&p);
-                    Ok(())
-                })
-                .map_err(lodestar_analytics::AnalyticsError::from)
-        };
-        let settings = store.project_settings(project.id)?;
-        let data = registry::Data {
-            snapshot: &snapshot,
-            settings: &settings,
-            profiles: &profiles,
-        };
-        Ok(registry::run(&kind, &body, &data, threads)?)
+        Ok(lodestar_analytics::registry::run_on_store(
+            &store, &project, &kind, &body, threads,
+        )?)
     };
     let value = tokio::task::spawn_blocking(run)
         .await
