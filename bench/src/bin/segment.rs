@@ -172,6 +172,7 @@ fn run(
         rules,
         sample: 0,
         threads,
+        rfm: Default::default(),
     };
     let mut times = Vec::new();
     let mut size = 0;

@@ -625,11 +625,21 @@ fn evaluate(
     now: Timestamp,
     threads: usize,
 ) -> Result<Vec<crate::segment::Members>, RunError> {
-    let rules = stage_rules(&store.project_settings(project.id)?)?;
-    let source = SnapshotSource::new(snapshot);
+    let settings = store.project_settings(project.id)?;
+    let rules = stage_rules(&settings)?;
+    let full = SnapshotSource::new(snapshot);
+    // RFM layers rank a person among all buyers: computed over everyone.
+    let mut rfm = std::collections::HashMap::new();
+    for tree in trees {
+        for days in tree.rfm_windows() {
+            if let std::collections::hash_map::Entry::Vacant(e) = rfm.entry(days) {
+                e.insert(rfm_layers(&full, &settings, days, now, threads)?);
+            }
+        }
+    }
     let source = match only {
-        Some(persons) => source.restricted(persons.to_vec()),
-        None => source,
+        Some(persons) => full.restricted(persons.to_vec()),
+        None => SnapshotSource::new(snapshot),
     };
     let (keys, segments) = needs(trees);
     cache.with_table(
@@ -649,12 +659,38 @@ fn evaluate(
                         rules: rules.clone(),
                         sample: usize::MAX,
                         threads,
+                        rfm: rfm.clone(),
                     };
                     Ok(crate::segment::members_among(&source, table, &q, only)?)
                 })
                 .collect()
         },
     )?
+}
+
+/// Every buyer's RFM layer key over the `days` before `now`, under the project's RFM
+/// settings (`defaults.rfm`: purchase events, scheme, layers).
+fn rfm_layers(
+    source: &SnapshotSource<'_>,
+    settings: &lodestar_store::ProjectSettings,
+    days: u32,
+    now: Timestamp,
+    threads: usize,
+) -> Result<std::collections::HashMap<u64, String>, RunError> {
+    let mut params = serde_json::json!({"date_from": "2026-01-01", "date_to": "2026-01-01"});
+    crate::registry::apply_defaults("rfm", &mut params, settings);
+    let spec: crate::rfm::RfmSpec = serde_json::from_value(params)
+        .map_err(|e| AnalyticsError::invalid("defaults.rfm", e.to_string()))?;
+    let mut q = spec.query(threads)?;
+    q.to_ms = now.millis();
+    q.from_ms = now.millis() - i64::from(days) * 86_400_000;
+    q.list = usize::MAX;
+    let result = crate::rfm::rfm(source, &q)?;
+    Ok(result
+        .list
+        .into_iter()
+        .map(|p| (p.person, p.layer))
+        .collect())
 }
 
 /// Re-evaluates every dynamic segment now, recording who entered and who exited. Returns

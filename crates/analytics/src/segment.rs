@@ -18,6 +18,7 @@
 //!   without it (having done it before);
 //! - `in_segment`: a member of saved segment `segment` as of its latest evaluation;
 //! - `computed`: a computed attribute of the project (`name`) compared (`op`, `value`);
+//! - `rfm`: the RFM layer now (`in`: layer keys) of the purchases in the last `days` (365);
 //! - `sequence`: did `first`, then `then` at most `within_days` later (both within the last
 //!   `days` days); `then` must come after `first` in the person's event order;
 //! - `regularly`: did `event` at least `min_per_week` times (default 1) in each of the last
@@ -129,6 +130,17 @@ pub enum Node {
         gap_days: u32,
         /// The return falls within the last this many days.
         days: u32,
+    },
+    /// The RFM layer (by key, e.g. `champions`, `at_risk`, or `important_value` in the eight
+    /// scheme) of the person's purchases in the last `days` days (default 365), under the
+    /// project's RFM settings; persons who bought nothing there have none.
+    Rfm {
+        /// Layers that match.
+        #[serde(rename = "in")]
+        any_of: Vec<String>,
+        /// The window, days before now; default 365.
+        #[serde(default)]
+        days: Option<u32>,
     },
     /// A computed attribute of the project (see [`crate::computed`]) compared with a value.
     Computed {
@@ -444,6 +456,17 @@ impl Node {
                 }
             }
             Node::InSegment { .. } => {}
+            Node::Rfm { any_of, days } => {
+                if any_of.is_empty() || any_of.iter().any(String::is_empty) {
+                    return Err(AnalyticsError::invalid(
+                        field("in"),
+                        "name at least one layer",
+                    ));
+                }
+                if *days == Some(0) {
+                    return Err(AnalyticsError::invalid(field("days"), "at least 1"));
+                }
+            }
             Node::Computed { name, op, value } => {
                 if name.is_empty() {
                     return Err(AnalyticsError::invalid(field("name"), "empty name"));
@@ -531,6 +554,9 @@ pub struct PersonFacts {
     pub scores: JsonMap,
 }
 
+/// The window of an `rfm` node without `days`.
+pub const DEFAULT_RFM_DAYS: u32 = 365;
+
 /// A segment question.
 #[derive(Debug, Clone)]
 pub struct SegmentQuery {
@@ -544,6 +570,9 @@ pub struct SegmentQuery {
     pub sample: usize,
     /// Threads to use.
     pub threads: usize,
+    /// For `rfm` nodes: per window (days), every buyer's RFM layer key (see
+    /// [`Node::rfm_windows`]).
+    pub rfm: HashMap<u32, HashMap<u64, String>>,
 }
 
 /// The answer.
@@ -566,6 +595,20 @@ impl Node {
                 && !out.contains(property)
             {
                 out.push(property.clone());
+            }
+        });
+        out
+    }
+
+    /// The RFM windows (days) the tree's `rfm` nodes use.
+    pub fn rfm_windows(&self) -> Vec<u32> {
+        let mut out = Vec::new();
+        self.walk(&mut |n| {
+            if let Node::Rfm { days, .. } = n {
+                let d = days.unwrap_or(DEFAULT_RFM_DAYS);
+                if !out.contains(&d) {
+                    out.push(d);
+                }
             }
         });
         out
@@ -680,12 +723,17 @@ enum Exec<'a> {
         from: i64,
     },
     InSegment(Option<&'a [u64]>),
+    Rfm {
+        layers: &'a HashMap<u64, String>,
+        any_of: &'a [String],
+    },
 }
 
 /// What compiling a tree needs.
 struct Compile<'a> {
     source: &'a dyn PersonSource,
     table: &'a ProfileTable,
+    rfm: &'a HashMap<u32, HashMap<u64, String>>,
     ids: HashMap<&'a str, u32>,
     now: i64,
     threads: usize,
@@ -716,6 +764,16 @@ impl<'a> Compile<'a> {
                 self.test(self.table.computed(name), condition(name, *op, value))
             }
             Node::InSegment { segment } => Exec::InSegment(self.table.members(*segment)),
+            Node::Rfm { any_of, days } => {
+                let days = days.unwrap_or(DEFAULT_RFM_DAYS);
+                let layers = self.rfm.get(&days).ok_or_else(|| {
+                    AnalyticsError::invalid(
+                        "rfm",
+                        format!("RFM layers over {days} days not computed"),
+                    )
+                })?;
+                Exec::Rfm { layers, any_of }
+            }
             Node::Did {
                 event,
                 min,
@@ -1023,6 +1081,9 @@ impl Person<'_> {
             Exec::InSegment(members) => {
                 members.is_some_and(|m| m.binary_search(&self.person).is_ok())
             }
+            Exec::Rfm { layers, any_of } => {
+                layers.get(&self.person).is_some_and(|l| any_of.contains(l))
+            }
         }
     }
 }
@@ -1066,6 +1127,9 @@ impl Exec<'_> {
             }
             Exec::InSegment(members) => {
                 person.map(|p| members.is_some_and(|m| m.binary_search(&p).is_ok()))
+            }
+            Exec::Rfm { layers, any_of } => {
+                person.map(|p| layers.get(&p).is_some_and(|l| any_of.contains(l)))
             }
             _ => None,
         }
@@ -1189,6 +1253,7 @@ pub(crate) fn members_among(
             .collect(),
         now: q.now,
         threads: q.threads,
+        rfm: &q.rfm,
     };
     let exec = compile.node(&q.root)?;
     // Conditions on profiles alone (traits, scores, other segments) settle most persons

@@ -132,6 +132,12 @@ fn leaf() -> impl Strategy<Value = Node> {
             days,
         }),
         Just(Node::InSegment { segment: 7 }),
+        proptest::sample::subsequence(vec!["champions", "at_risk", "loyal"], 1..3).prop_map(
+            |layers| Node::Rfm {
+                any_of: layers.into_iter().map(str::to_string).collect(),
+                days: None,
+            }
+        ),
         (
             0usize..3,
             proptest::option::of(0u32..3),
@@ -229,6 +235,16 @@ fn rules() -> StageRules {
     StageRules::preset("ecommerce").unwrap()
 }
 
+/// Buyers' RFM layers over the default window (the kernel is checked in tests/rfm.rs; here
+/// the tree's logic around it).
+const RFM_LAYERS: [(u64, &str); 5] = [
+    (1, "champions"),
+    (4, "at_risk"),
+    (5, "champions"),
+    (12, "hibernating"),
+    (20, "at_risk"),
+];
+
 /// The members of saved segment 7 (for `in_segment`).
 const SEGMENT_7: [u64; 4] = [2, 3, 11, 30];
 
@@ -250,6 +266,9 @@ fn naive(
         Node::Not { node } => !naive(node, p, ev, f, stage),
         Node::InSegment { .. } => SEGMENT_7.contains(&p),
         Node::Computed { .. } => unreachable!("not generated: tests/computed.rs"),
+        Node::Rfm { any_of, .. } => RFM_LAYERS
+            .iter()
+            .any(|(q, l)| *q == p && any_of.iter().any(|a| a == l)),
         Node::FirstTime { event, days } => ev
             .iter()
             .find(|e| e.1 == event && e.0 < NOW)
@@ -446,7 +465,8 @@ proptest! {
             }
             (p, t, n, v, props)
         }));
-        let q = SegmentQuery { root: root.clone(), now: NOW, rules: rules(), sample: usize::MAX, threads };
+        let q = SegmentQuery { root: root.clone(), now: NOW, rules: rules(), sample: usize::MAX, threads,
+            rfm: [(365, RFM_LAYERS.iter().map(|(p, l)| (*p, l.to_string())).collect())].into_iter().collect() };
         // As in a store, every person with events has a profile (maybe empty); some only a
         // profile.
         let mut facts = facts;
@@ -537,6 +557,7 @@ fn habits_and_sequences_by_hand() {
             rules: rules(),
             sample: 10,
             threads: 1,
+            rfm: Default::default(),
         };
         segment(&source, &ProfileTable::default(), &q)
             .unwrap()

@@ -438,3 +438,64 @@ fn a_static_segment_from_a_funnels_drop_offs() {
         create_segment(&store, &project, &cache, bad.to_string().as_bytes(), now, 2).unwrap_err();
     assert!(e.to_string().contains("from_analysis.kind"), "{e}");
 }
+
+#[test]
+fn rfm_conditions_match_the_rfm_analysis() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = open(dir.path());
+    let (project, _) = store.create_project("shop").unwrap();
+    let cache = ProfileCache::default();
+    // Twenty buyers: user k buys k % 5 + 1 times, the last (k * 7) % 60 days ago.
+    let now_ms = T0 - T0 % DAY + 100 * DAY;
+    let mut n = 0;
+    for k in 0..20i64 {
+        for j in 0..=(k % 5) {
+            n += 1;
+            let mut m = message(
+                &format!("o{n}"),
+                &format!("u{k}"),
+                now_ms - ((k * 7) % 60 + j * 3 + 1) * DAY,
+            );
+            m.properties
+                .insert("revenue".into(), serde_json::json!(10 * (k + 1)));
+            send(&store, project.id, m);
+        }
+    }
+    let day = |t: i64| lodestar_core::Timestamp(t).to_rfc3339()[..10].to_string();
+    let params = serde_json::json!({"date_from": day(now_ms - 90 * DAY), "date_to": day(now_ms - DAY),
+        "timezone": "UTC", "list": 1000});
+    let rfm = lodestar_analytics::registry::run_on_store(
+        &store,
+        &project,
+        "rfm",
+        params.to_string().as_bytes(),
+        1,
+    )
+    .unwrap();
+    let now = Timestamp(now_ms);
+    let mut checked = 0;
+    for layer in rfm["layers"].as_array().unwrap() {
+        let key = layer["key"].as_str().unwrap();
+        let mut want: Vec<u64> = rfm["list"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|p| p["layer"] == key)
+            .map(|p| p["person"].as_u64().unwrap())
+            .collect();
+        want.sort_unstable();
+        let tree = serde_json::json!({"condition": {"type": "rfm", "in": [key], "days": 90}, "sample": 100});
+        let got = lodestar_analytics::jobs::segment_preview(
+            &store,
+            &project,
+            &cache,
+            tree.to_string().as_bytes(),
+            now,
+            2,
+        )
+        .unwrap();
+        assert_eq!(got.sample, want, "layer {key}");
+        checked += want.len();
+    }
+    assert_eq!(checked, 20, "every buyer in one layer");
+}
