@@ -147,6 +147,16 @@ fn run(
             started.elapsed().as_secs_f64()
         );
     }
+    // Two computed attributes, kept current with the segments.
+    let mut settings = store.project_settings(project.id)?;
+    settings.defaults.insert(
+        "computed".into(),
+        json!([
+            {"name": "spend_30d", "event": "Order Completed", "agg": "sum", "days": 30},
+            {"name": "views_30d", "event": "Product Viewed", "agg": "count", "days": 30}
+        ]),
+    );
+    store.set_project_settings(project.id, &settings)?;
     let snapshot = store.snapshot(project.id)?;
     println!("store: {} events", snapshot.events());
     // LODESTAR_BENCH_CONDITION replaces the segment, for looking at one condition alone.
@@ -161,7 +171,7 @@ fn run(
         t.len()
     })?;
     println!(
-        "profile table: {persons} profiles, columns {keys:?}, loaded in {:.1} s (once per server start)",
+        "profile table: {persons} profiles, columns {keys:?} and 2 computed attributes, loaded in {:.1} s (once per server start)",
         started.elapsed().as_secs_f64()
     );
     let rules = jobs::stage_rules(&store.project_settings(project.id)?)?;
