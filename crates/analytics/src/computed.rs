@@ -21,7 +21,7 @@ use crate::source::{Events, PersonSource, run_sharded};
 const DAY_MS: i64 = 86_400_000;
 
 /// Per person, a computed attribute's value and the instant it changes without new events.
-pub type Values = HashMap<u64, (Option<Value>, i64)>;
+pub type Values = Vec<(u64, Option<Value>, i64)>;
 
 /// The aggregates a computed attribute may use.
 pub const COMPUTED_AGGREGATES: [&str; 10] = [
@@ -223,7 +223,7 @@ fn compute(
 }
 
 /// Every definition's value for the persons of `source` (all of them, or those it is
-/// restricted to), at `now`: per definition, person → (value, expires). Persons without
+/// restricted to), at `now`: per definition, (person, value, expires) in no set order. Persons without
 /// events are not listed (their value is the empty one: 0 for counts).
 pub fn compute_all(
     source: &dyn PersonSource,
@@ -256,18 +256,19 @@ pub fn compute_all(
         });
     }
     let parts = run_sharded(source, threads, |src, shard, shards| {
-        let mut out: Vec<Values> = defs.iter().map(|_| HashMap::new()).collect();
+        let mut out: Vec<Values> = defs.iter().map(|_| Vec::new()).collect();
         src.for_each_person_with_values(shard, shards, &mut |person, events| {
             for (k, d) in defs.iter().enumerate() {
                 let p = props[k]
                     .as_ref()
                     .map(|m| m.get(&person.0).map_or(&[][..], Vec::as_slice));
-                out[k].insert(person.0, compute(d, resolved[k], events, p, now));
+                let (value, expires) = compute(d, resolved[k], events, p, now);
+                out[k].push((person.0, value, expires));
             }
         });
         out
     });
-    let mut all: Vec<Values> = defs.iter().map(|_| HashMap::new()).collect();
+    let mut all: Vec<Values> = defs.iter().map(|_| Vec::new()).collect();
     for part in parts {
         for (k, m) in part.into_iter().enumerate() {
             all[k].extend(m);

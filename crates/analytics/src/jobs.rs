@@ -151,8 +151,8 @@ pub fn person_view(
     let defs = crate::computed::definitions(&settings)?;
     let values = crate::computed::compute_all(&source, &defs, now.millis(), 1)?;
     for (def, by_person) in defs.iter().zip(values) {
-        let value = match by_person.get(&id) {
-            Some((v, _)) => v.clone(),
+        let value = match by_person.into_iter().find(|r| r.0 == id) {
+            Some((_, v, _)) => v,
             None => crate::computed::empty_value(def),
         };
         view.computed

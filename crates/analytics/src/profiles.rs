@@ -278,7 +278,7 @@ impl ProfileTable {
                     }
                 }
             }
-            for (person, (value, until)) in by_person {
+            for (person, value, until) in by_person {
                 if let Some(&s) = self.slots.get(person as usize)
                     && s > 0
                 {

@@ -949,8 +949,11 @@ impl Person<'_> {
     /// Times of event `id` before now, from `from` on.
     fn times(&self, id: u32, from: i64) -> impl Iterator<Item = (usize, i64)> + '_ {
         let ev = self.events;
-        (0..ev.len())
-            .filter(move |&i| ev.names[i] == id && ev.ts[i] >= from && ev.ts[i] < self.now)
+        // Events are in time order: the window is a range.
+        let a = ev.ts.partition_point(|&t| t < from);
+        let b = ev.ts.partition_point(|&t| t < self.now);
+        (a..b)
+            .filter(move |&i| ev.names[i] == id)
             .map(move |i| (i, ev.ts[i]))
     }
 
@@ -1089,6 +1092,18 @@ impl Person<'_> {
 }
 
 impl Exec<'_> {
+    /// Whether any node reads the person's profile or id (traits, scores, computed
+    /// attributes, segments, RFM layers).
+    fn reads_profile(&self) -> bool {
+        match self {
+            Exec::And(all) => all.iter().any(Exec::reads_profile),
+            Exec::Or(any) => any.iter().any(Exec::reads_profile),
+            Exec::Not(node) => node.reads_profile(),
+            Exec::Trait(_) | Exec::Score { .. } | Exec::InSegment(_) | Exec::Rfm { .. } => true,
+            _ => false,
+        }
+    }
+
     /// The node's truth when it does not depend on events: `Some` for conditions on the
     /// profile at position `at` (or on no profile) of `person` (unknown: `None`).
     fn decided(
@@ -1296,11 +1311,26 @@ pub(crate) fn members_among(
         }
         out.members.extend(m);
     }
-    // Everyone else in the table (or of `only`), with no events.
+    // Everyone else in the table (or of `only`), with no events. A tree that reads nothing
+    // of the profile answers the same for all of them: asked once.
     let positions: Vec<usize> = match only {
         None => (0..table.positions_len()).collect(),
         Some(only) => only.iter().filter_map(|&p| table.slot(p)).collect(),
     };
+    if !exec.reads_profile() {
+        let unseen: Vec<u64> = positions
+            .iter()
+            .filter(|&&at| !seen[at])
+            .filter_map(|&at| table.at(at))
+            .collect();
+        out.persons += unseen.len() as u64;
+        if ctx.person(0, Events::default()).holds(&exec) {
+            out.members.extend(unseen);
+        }
+        out.members.sort_unstable();
+        out.members.dedup();
+        return Ok(out);
+    }
     let rest: Vec<(Vec<u64>, u64)> = std::thread::scope(|scope| {
         let threads = q.threads.max(1);
         let handles: Vec<_> = positions
