@@ -1,6 +1,6 @@
 //! The subcommands other than `demo`.
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::Arc;
 
@@ -444,46 +444,86 @@ pub fn import(config: Config, args: ImportArgs) -> anyhow::Result<ExitCode> {
     })
 }
 
+/// Arguments of `lodestar export`.
+#[derive(clap::Args, Debug)]
+pub struct ExportArgs {
+    /// What to export. 导出内容
+    #[arg(value_enum)]
+    pub what: ExportWhat,
+    /// Project. 项目
+    #[arg(long)]
+    pub project: String,
+    /// Output format. 输出格式
+    #[arg(long, value_enum, default_value = "jsonl")]
+    pub format: FileFormat,
+    /// Output file (or --webhook for a segment). 输出文件
+    #[arg(long, required_unless_present = "webhook")]
+    pub out: Option<PathBuf>,
+    /// `segment` only: the segment's id. 分群编号
+    #[arg(long)]
+    pub segment: Option<i64>,
+    /// `segment` only: traits or scores (clv, p_alive, churn_risk …) to add as columns, comma-separated. 导出属性
+    #[arg(long, value_delimiter = ',')]
+    pub attributes: Vec<String>,
+    /// `segment` only: POST the members to this http:// URL in batches instead of writing a file. 以 Webhook 分批推送
+    #[arg(long, conflicts_with = "out")]
+    pub webhook: Option<String>,
+    /// With --webhook: members per batch (1 to 10000). 每批人数
+    #[arg(long, default_value_t = lodestar_server::webhook::DEFAULT_BATCH_SIZE, requires = "webhook")]
+    pub batch_size: usize,
+    /// With --webhook: key of the X-Lodestar-Signature HMAC-SHA256. 签名密钥
+    #[arg(
+        long,
+        env = "LODESTAR_WEBHOOK_SECRET",
+        hide_env_values = true,
+        requires = "webhook"
+    )]
+    pub secret: Option<String>,
+}
+
 /// `lodestar export`
-pub fn export(
-    config: Config,
-    what: ExportWhat,
-    project: &str,
-    format: FileFormat,
-    out: &Path,
-    segment: Option<i64>,
-    attributes: &[String],
-) -> anyhow::Result<ExitCode> {
+pub fn export(config: Config, args: ExportArgs) -> anyhow::Result<ExitCode> {
+    let what = args.what;
     anyhow::ensure!(
-        (what == ExportWhat::Segment) == segment.is_some(),
+        (what == ExportWhat::Segment) == args.segment.is_some(),
         "--segment goes with `export segment`, and only there / --segment 仅用于 export segment"
     );
     let store = open_store(&config)?;
-    let info = store.project(project)?;
+    let info = store.project(&args.project)?;
+    if let Some(url) = args.webhook {
+        let segment = args
+            .segment
+            .context("--webhook goes with `export segment`")?;
+        let request = lodestar_server::webhook::WebhookRequest {
+            url,
+            attributes: args.attributes,
+            batch_size: args.batch_size,
+            secret: args.secret,
+            headers: Default::default(),
+        };
+        return export_webhook(store, info, segment, request);
+    }
+    let out = args
+        .out
+        .context("give --out FILE (or --webhook URL for a segment)")?;
+    let format = io_format(args.format);
     let tmp = out.with_extension("partial");
     let file =
         std::fs::File::create(&tmp).with_context(|| format!("creating {}", tmp.display()))?;
     let mut writer = std::io::BufWriter::new(file);
     let summary = match what {
-        ExportWhat::Events => {
-            lodestar_io::export_events(&*store, info.id, io_format(format), &mut writer)?
-        }
+        ExportWhat::Events => lodestar_io::export_events(&*store, info.id, format, &mut writer)?,
         ExportWhat::Profiles => {
-            lodestar_io::export_profiles(&*store, info.id, io_format(format), &mut writer)?
+            lodestar_io::export_profiles(&*store, info.id, format, &mut writer)?
         }
         ExportWhat::Warnings => {
-            lodestar_io::export_warnings(&*store, info.id, io_format(format), &mut writer)?
+            lodestar_io::export_warnings(&*store, info.id, format, &mut writer)?
         }
         ExportWhat::Segment => {
-            let id = segment.expect("checked above");
-            let members = store.segment_members(info.id, id, 0, usize::MAX)?;
-            let extra = lodestar_analytics::jobs::scores_by_person(&store, &info)?;
-            let export = lodestar_io::SegmentExport {
-                members: &members,
-                extra: &extra,
-                attributes,
-            };
-            lodestar_io::export_segment(&*store, info.id, &export, io_format(format), &mut writer)?
+            let id = args.segment.context("--segment is required")?;
+            let source = lodestar_server::webhook::load_segment(&store, &info, id)?;
+            let export = source.export(&args.attributes);
+            lodestar_io::export_segment(&*store, info.id, &export, format, &mut writer)?
         }
     };
     let file = writer
@@ -491,7 +531,7 @@ pub fn export(
         .map_err(|e| e.into_error())
         .with_context(|| format!("writing {}", tmp.display()))?;
     file.sync_all()?;
-    std::fs::rename(&tmp, out).with_context(|| format!("renaming to {}", out.display()))?;
+    std::fs::rename(&tmp, &out).with_context(|| format!("renaming to {}", out.display()))?;
     eprintln!(
         "exported {} {} rows to {} in {:.1} s / 导出完成",
         summary.rows,
@@ -500,4 +540,35 @@ pub fn export(
         summary.elapsed.as_secs_f64()
     );
     Ok(ExitCode::SUCCESS)
+}
+
+/// `lodestar export segment --webhook URL`: the server's sender, run here; prints the
+/// delivery report (JSON) on stdout.
+fn export_webhook(
+    store: Arc<Store>,
+    project: lodestar_store::ProjectInfo,
+    segment: i64,
+    request: lodestar_server::webhook::WebhookRequest,
+) -> anyhow::Result<ExitCode> {
+    use lodestar_server::webhook;
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
+    let export_id = format!("cli{}", clock().now().millis());
+    let report = runtime.block_on(webhook::export_segment(
+        store,
+        clock(),
+        project,
+        segment,
+        request,
+        export_id,
+        webhook::RetryPolicy::default(),
+    ))?;
+    println!("{}", serde_json::to_string_pretty(&report)?);
+    eprintln!("{}", report.summary());
+    Ok(if report.failed.is_some() {
+        ExitCode::FAILURE
+    } else {
+        ExitCode::SUCCESS
+    })
 }

@@ -67,26 +67,7 @@ enum Command {
     /// Import historical data (CSV, JSONL, Parquet). 导入历史数据
     Import(commands::ImportArgs),
     /// Export a project's data: the user's data is theirs. 导出项目数据
-    Export {
-        /// What to export. 导出内容
-        #[arg(value_enum)]
-        what: ExportWhat,
-        /// Project. 项目
-        #[arg(long)]
-        project: String,
-        /// Output format. 输出格式
-        #[arg(long, value_enum, default_value = "jsonl")]
-        format: FileFormat,
-        /// Output file. 输出文件
-        #[arg(long)]
-        out: PathBuf,
-        /// `segment` only: the segment's id. 分群编号
-        #[arg(long)]
-        segment: Option<i64>,
-        /// `segment` only: traits or scores (clv, p_alive, churn_risk …) to add as columns, comma-separated. 导出属性
-        #[arg(long, value_delimiter = ',')]
-        attributes: Vec<String>,
-    },
+    Export(commands::ExportArgs),
     /// Show a project's ingestion warnings and quarantined events. 查看采集告警与隔离事件
     Warnings {
         /// Project. 项目
@@ -244,7 +225,7 @@ pub enum ExportWhat {
     Profiles,
     /// The ingestion warnings and quarantine.
     Warnings,
-    /// A segment's members with chosen attributes (CSV or JSONL).
+    /// A segment's members with chosen attributes (CSV, JSONL, Parquet, or a webhook in batches).
     Segment,
 }
 
@@ -294,14 +275,7 @@ fn main() -> std::process::ExitCode {
                 },
         } => commands::project_settings(config, &name, timezone, defaults),
         Command::Import(args) => commands::import(config, args),
-        Command::Export {
-            what,
-            project,
-            format,
-            out,
-            segment,
-            attributes,
-        } => commands::export(config, what, &project, format, &out, segment, &attributes),
+        Command::Export(args) => commands::export(config, args),
         Command::Warnings { project, limit } => commands::warnings(config, &project, limit),
         Command::Demo(args) => demo::run(config, args),
         Command::Persons { action } => privacy::persons(config, action),

@@ -102,6 +102,11 @@ pub enum IoError {
     #[error("cannot write the export: {0}")]
     Write(#[source] std::io::Error),
 
+    /// The consumer of an export (the webhook sender) stopped taking what it wrote; its
+    /// own error says why.
+    #[error("the export was stopped by its consumer")]
+    Cancelled,
+
     // ---- Internal failures ----
     /// The Parquet library failed while writing.
     #[error("parquet writer: {0}")]
@@ -124,6 +129,7 @@ impl IoError {
             IoError::NothingImportable { .. } => "nothing_importable",
             IoError::Read { .. } => "read_failed",
             IoError::Write(_) => "write_failed",
+            IoError::Cancelled => "cancelled",
             IoError::Parquet(_) => "parquet",
             IoError::Store(err) => err.code(),
         }
@@ -141,7 +147,9 @@ impl IoError {
             | IoError::InvalidFile { .. }
             | IoError::NothingImportable { .. } => true,
             IoError::Store(err) => matches!(err, StoreError::UnknownProject(_)),
-            IoError::Read { .. } | IoError::Write(_) | IoError::Parquet(_) => false,
+            IoError::Read { .. } | IoError::Write(_) | IoError::Cancelled | IoError::Parquet(_) => {
+                false
+            }
         }
     }
 }

@@ -10,7 +10,9 @@
 //!   the project's quarantine; good rows go on.
 //! - [`export`]: [`export_events`], [`export_profiles`] and [`export_warnings`] write a
 //!   project's data. JSON lines of events are lossless and import back unchanged; CSV cells
-//!   that a spreadsheet would run as formulas are neutralised.
+//!   that a spreadsheet would run as formulas are neutralised. [`export_segment`] writes a
+//!   saved segment's members with chosen attributes; [`segment_batches`] cuts them into
+//!   webhook bodies (the server sends them).
 //! - [`error`]: [`IoError`], the one error type, with a stable code per variant.
 //!
 //! # Invariants
@@ -32,7 +34,8 @@ use std::path::Path;
 
 pub use error::IoError;
 pub use export::{
-    ExportSummary, SegmentExport, export_events, export_profiles, export_segment, export_warnings,
+    BatchEnvelope, ExportSummary, SegmentExport, WebhookBatch, export_events, export_profiles,
+    export_segment, export_warnings, segment_batches,
 };
 pub use import::{
     ColumnHints, Delimiter, ImportOptions, ImportSummary, OrdersMapping, Progress, RowProblem,

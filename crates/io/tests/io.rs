@@ -540,12 +540,18 @@ fn seed_varied_project(store: &Store, project: ProjectId) -> usize {
              "properties": {"amount": -12.5, "who": "@admin"}, "timestamp": "2024-03-04T00:00:00Z"}
         ]
     });
+    let received = Timestamp::parse("2024-03-05T00:00:00Z").unwrap();
+    store_batch(store, project, &body, received)
+}
+
+/// Decodes a `/v1/batch` body as the API does (missing message ids numbered `gen-N`) and
+/// stores it; returns the messages stored.
+fn store_batch(store: &Store, project: ProjectId, body: &Value, received: Timestamp) -> usize {
     let mut n = 0;
     let mut new_id = || {
         n += 1;
         format!("gen-{n}")
     };
-    let received = Timestamp::parse("2024-03-05T00:00:00Z").unwrap();
     let decoded = decode_request(
         Route::Batch,
         body.to_string().as_bytes(),
@@ -881,4 +887,289 @@ proptest! {
             prop_assert_eq!(out.as_ref(), quoted.as_str());
         }
     }
+}
+
+/// A store with project `app` holding five persons with traits of every kind, and their
+/// person ids, ascending.
+fn segment_project() -> (tempfile::TempDir, Arc<Store>, ProjectId, Vec<u64>) {
+    let dir = tempfile::tempdir().unwrap();
+    let store = open_store(dir.path());
+    let app = project(&store, "app");
+    let persons = seed_segment_project(&store, app);
+    (dir, store, app, persons)
+}
+
+fn seed_segment_project(store: &Store, project: ProjectId) -> Vec<u64> {
+    let body = json!({"batch": [
+        {"type": "identify", "userId": "u1", "anonymousId": "a1", "messageId": "s1",
+         "traits": {"plan": "pro", "score": 3, "vip": true, "address": {"city": "杭州"},
+                    "tags": ["a", "b"], "mixed": 1}},
+        {"type": "identify", "userId": "u2", "messageId": "s2",
+         "traits": {"plan": "=cmd()", "score": 2.5, "vip": false, "address": {"city": "上海"},
+                    "mixed": "one"}},
+        {"type": "identify", "anonymousId": "a3", "messageId": "s3",
+         "traits": {"plan": "free", "score": -1}},
+        {"type": "identify", "userId": "u4", "anonymousId": "a4", "messageId": "s4",
+         "traits": {"plan": "free", "score": 7, "vip": true}},
+        {"type": "identify", "userId": "u5", "messageId": "s5", "traits": {"plan": "not a member"}}
+    ]});
+    store_batch(store, project, &body, Timestamp(NOW));
+    let mut persons = Vec::new();
+    store
+        .for_each_profile(project, &mut |p| {
+            persons.push(p.person.0);
+            Ok(())
+        })
+        .unwrap();
+    persons.sort_unstable();
+    persons
+}
+
+/// A Parquet cell as JSON (the crate's own conversion needs its `json` feature).
+fn field_json(field: &Field) -> Value {
+    match field {
+        Field::Null => Value::Null,
+        Field::Bool(b) => json!(b),
+        Field::Long(n) => json!(n),
+        Field::ULong(n) => json!(n),
+        Field::Double(x) => json!(x),
+        Field::Str(s) => json!(s),
+        Field::ListInternal(list) => Value::Array(list.elements().iter().map(field_json).collect()),
+        other => panic!("a segment export holds no {other:?}"),
+    }
+}
+
+#[test]
+fn segment_parquet_export_is_typed_and_equals_the_jsonl_export() {
+    use lodestar_io::{SegmentExport, export_segment};
+    use parquet::basic::{LogicalType, Type as Physical};
+
+    let (dir, store, app, persons) = segment_project();
+    assert_eq!(persons.len(), 5);
+    let members = &persons[..4];
+    // A score for two members, as the server passes the model scores.
+    let extra = [(members[0], 120.5), (members[2], 8.0)]
+        .into_iter()
+        .map(|(p, clv)| (p, json!({ "clv": clv }).as_object().unwrap().clone()))
+        .collect();
+    let attributes: Vec<String> = [
+        "plan",
+        "score",
+        "vip",
+        "address",
+        "address.city",
+        "tags",
+        "mixed",
+        "clv",
+        "absent",
+    ]
+    .map(String::from)
+    .to_vec();
+    let export = SegmentExport {
+        members,
+        extra: &extra,
+        attributes: &attributes,
+    };
+    let mut jsonl = Vec::new();
+    export_segment(&*store, app, &export, Format::Jsonl, &mut jsonl).unwrap();
+    let path = dir.path().join("segment.parquet");
+    let mut file = std::fs::File::create(&path).unwrap();
+    let summary = export_segment(&*store, app, &export, Format::Parquet, &mut file).unwrap();
+    drop(file);
+    assert_eq!(summary.rows, 4);
+
+    let reader = SerializedFileReader::new(std::fs::File::open(&path).unwrap()).unwrap();
+    let schema = reader.metadata().file_metadata().schema();
+    let types: Vec<(String, String)> = schema
+        .get_fields()
+        .iter()
+        .map(|f| {
+            let kind = if f.is_group() {
+                format!("{:?}", f.get_basic_info().logical_type_ref())
+            } else {
+                format!("{:?}", f.get_physical_type())
+            };
+            (f.name().to_string(), kind)
+        })
+        .collect();
+    let list = format!("{:?}", Some(&LogicalType::List));
+    let expected: Vec<(String, String)> = [
+        ("person_id", format!("{:?}", Physical::INT64)),
+        ("user_ids", list.clone()),
+        ("anonymous_ids", list),
+        ("plan", format!("{:?}", Physical::BYTE_ARRAY)),
+        ("score", format!("{:?}", Physical::DOUBLE)),
+        ("vip", format!("{:?}", Physical::BOOLEAN)),
+        ("address", format!("{:?}", Physical::BYTE_ARRAY)),
+        ("address.city", format!("{:?}", Physical::BYTE_ARRAY)),
+        ("tags", format!("{:?}", Physical::BYTE_ARRAY)),
+        ("mixed", format!("{:?}", Physical::BYTE_ARRAY)),
+        ("clv", format!("{:?}", Physical::DOUBLE)),
+        ("absent", format!("{:?}", Physical::BYTE_ARRAY)),
+    ]
+    .into_iter()
+    .map(|(n, k)| (n.to_string(), k))
+    .collect();
+    assert_eq!(types, expected);
+    assert_eq!(
+        schema.get_fields()[0].get_basic_info().logical_type_ref(),
+        Some(&LogicalType::integer(64, false))
+    );
+
+    // Row by row, the Parquet file says what the JSON lines say: lists as lists, numbers as
+    // doubles, objects and arrays as JSON text, absent values as null.
+    let rows: Vec<Value> = reader
+        .get_row_iter(None)
+        .unwrap()
+        .map(|r| {
+            let row = r.unwrap();
+            let map = row
+                .get_column_iter()
+                .map(|(n, f)| (n.clone(), field_json(f)));
+            Value::Object(map.collect())
+        })
+        .collect();
+    let lines: Vec<Value> = std::str::from_utf8(&jsonl)
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(rows.len(), lines.len());
+    for (row, line) in rows.iter().zip(&lines) {
+        for key in ["person_id", "user_ids", "anonymous_ids"] {
+            assert_eq!(row[key], line[key], "{key} of {line}");
+        }
+        for a in attributes.iter().filter(|a| *a != "mixed") {
+            let want = &line["attributes"][a];
+            let got = &row[a.as_str()];
+            match want {
+                Value::Number(n) => assert_eq!(got.as_f64(), n.as_f64(), "{a} of {line}"),
+                Value::Object(_) | Value::Array(_) => {
+                    let text = got.as_str().unwrap_or_else(|| panic!("{a} of {line}"));
+                    assert_eq!(&serde_json::from_str::<Value>(text).unwrap(), want);
+                }
+                Value::Bool(_) | Value::Null | Value::String(_) => {
+                    assert_eq!(got, want, "{a} of {line}")
+                }
+            }
+        }
+    }
+    // Numbers and text under one name: a text column, the number as JSON text.
+    let mixed: Vec<&Value> = rows.iter().map(|r| &r["mixed"]).collect();
+    assert_eq!(
+        mixed,
+        [&json!("1"), &json!("one"), &Value::Null, &Value::Null]
+    );
+    assert_eq!(rows[0]["user_ids"], json!(["u1"]));
+    assert_eq!(rows[2]["user_ids"], json!([]));
+    assert_eq!(
+        rows[1]["plan"],
+        json!("=cmd()"),
+        "Parquet is never neutralised"
+    );
+
+    // CSV keeps its shape: ids joined by `;`, attributes as text, formulas neutralised.
+    let mut csv = Vec::new();
+    export_segment(&*store, app, &export, Format::Csv, &mut csv).unwrap();
+    let csv = String::from_utf8(csv).unwrap();
+    let mut lines = csv.lines();
+    assert_eq!(
+        lines.next(),
+        Some(
+            "person_id,user_ids,anonymous_ids,plan,score,vip,address,address.city,tags,mixed,clv,absent"
+        )
+    );
+    assert_eq!(
+        lines.nth(1),
+        Some(
+            format!(
+                "{},u2,,'=cmd(),2.5,false,\"{{\"\"city\"\":\"\"上海\"\"}}\",上海,,one,,",
+                members[1]
+            )
+            .as_str()
+        )
+    );
+
+    // Attribute lists that would repeat a column are refused.
+    for bad in [vec!["plan", "plan"], vec!["person_id"], vec![""]] {
+        let bad: Vec<String> = bad.into_iter().map(String::from).collect();
+        let export = SegmentExport {
+            attributes: &bad,
+            ..export
+        };
+        let err = export_segment(&*store, app, &export, Format::Parquet, &mut Vec::new());
+        assert!(
+            matches!(
+                err,
+                Err(IoError::InvalidOption {
+                    option: "attributes",
+                    ..
+                })
+            ),
+            "{bad:?}"
+        );
+    }
+}
+
+#[test]
+fn segment_batches_hold_every_member_once() {
+    use lodestar_io::{BatchEnvelope, SegmentExport, segment_batches};
+
+    let (_dir, store, app, persons) = segment_project();
+    let extra = Default::default();
+    let attributes = vec!["plan".to_string()];
+    let export = SegmentExport {
+        members: &persons,
+        extra: &extra,
+        attributes: &attributes,
+    };
+    let envelope = BatchEnvelope {
+        segment_id: 7,
+        segment_name: "买家 \"vip\"",
+        export_id: "e1",
+        batch_size: 2,
+    };
+    let clock = FixedClock::new(Timestamp(NOW));
+    let mut bodies = Vec::new();
+    let emitted = segment_batches(&*store, app, &export, &envelope, &clock, &mut |b| {
+        bodies.push(b);
+        Ok(())
+    })
+    .unwrap();
+    assert_eq!(emitted, 3);
+    let mut seen = Vec::new();
+    for (i, batch) in bodies.iter().enumerate() {
+        let body: Value = serde_json::from_slice(&batch.body).unwrap();
+        assert_eq!(body["segment"], json!({"id": 7, "name": "买家 \"vip\""}));
+        assert_eq!(
+            (&body["export_id"], &body["batch"], &body["batches"]),
+            (&json!("e1"), &json!(i + 1), &json!(3))
+        );
+        assert_eq!(body["sent_at"], json!(Timestamp(NOW).to_rfc3339()));
+        let members = body["members"].as_array().unwrap();
+        assert_eq!(members.len() as u64, batch.members);
+        assert_eq!(members.len(), if i < 2 { 2 } else { 1 });
+        for m in members {
+            assert!(m["attributes"]["plan"].is_string(), "{m}");
+            seen.push(m["person_id"].as_u64().unwrap());
+        }
+    }
+    assert_eq!(seen, persons);
+
+    // An error of the consumer stops the walk and comes back as it is.
+    let mut calls = 0;
+    let stopped = segment_batches(&*store, app, &export, &envelope, &clock, &mut |_| {
+        calls += 1;
+        Err(IoError::Cancelled)
+    });
+    assert!(matches!(stopped, Err(IoError::Cancelled)));
+    assert_eq!(calls, 1);
+    let empty = SegmentExport {
+        members: &[],
+        ..export
+    };
+    let none = segment_batches(&*store, app, &empty, &envelope, &clock, &mut |_| {
+        unreachable!("no member, no batch")
+    });
+    assert_eq!(none.unwrap(), 0);
 }

@@ -14,6 +14,8 @@
 //! | `invalid_parameter` | 400 | an analysis parameter is wrong (`field` names it) |
 //! | `invalid_json` | 400 | an analysis request body is not the expected JSON |
 //! | `unknown_analysis` | 404 | `/api/projects/{name}/analyses/{kind}` with an unknown kind |
+//! | `unknown_segment` | 404 | no saved segment has that id |
+//! | `webhook_failed` | 502 | a webhook export's receiver refused a batch or could not be reached after the retries; the body carries the delivery report (`delivery`) with the batch and the reason |
 //! | `internal` | 500 | a bug or a damaged file; details only in the server log |
 
 use axum::Json;

@@ -17,6 +17,7 @@ use lodestar_store::{AppendBatch, EventStore, ProjectInfo, Quarantined};
 
 use crate::AppState;
 use crate::error::ApiError;
+use crate::webhook::{self, ExportError, WebhookRequest};
 
 /// `POST /v1/{track|identify|page|screen|group|alias|batch}`
 pub(crate) async fn ingest(
@@ -668,14 +669,14 @@ pub(crate) async fn segment_events(
 /// Query of a segment export.
 #[derive(Debug, serde::Deserialize)]
 pub(crate) struct ExportQuery {
-    /// `csv` or `jsonl` (default).
+    /// `csv`, `jsonl` (default) or `parquet`.
     format: Option<String>,
     /// Traits or scores as columns, comma-separated.
     attributes: Option<String>,
 }
 
-/// `GET /api/projects/{name}/segments/{id}/export?format=csv|jsonl&attributes=plan,clv`: the
-/// members with the chosen traits and scores.
+/// `GET /api/projects/{name}/segments/{id}/export?format=csv|jsonl|parquet&attributes=plan,clv`:
+/// the members with the chosen traits and scores.
 pub(crate) async fn export_segment(
     State(state): State<Arc<AppState>>,
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
@@ -688,13 +689,17 @@ pub(crate) async fn export_segment(
     let (format, content_type) = match q.format.as_deref() {
         None | Some("jsonl") => (lodestar_io::Format::Jsonl, "application/x-ndjson"),
         Some("csv") => (lodestar_io::Format::Csv, "text/csv; charset=utf-8"),
+        Some("parquet") => (
+            lodestar_io::Format::Parquet,
+            "application/vnd.apache.parquet",
+        ),
         Some(other) => {
             return Err(ApiError {
                 field: Some("format".into()),
                 ..ApiError::new(
                     400,
                     "invalid_parameter",
-                    format!("{other:?} is not one of csv, jsonl"),
+                    format!("{other:?} is not one of csv, jsonl, parquet"),
                 )
             });
         }
@@ -710,29 +715,64 @@ pub(crate) async fn export_segment(
     let body = blocking(
         &state,
         "segment export",
-        move |s| -> Result<Vec<u8>, ApiError> {
-            if !s.store.segments(project.id)?.iter().any(|seg| seg.id == id) {
-                return Err(ApiError::new(
-                    404,
-                    "unknown_segment",
-                    format!("no segment {id}"),
-                ));
-            }
-            let members = s.store.segment_members(project.id, id, 0, usize::MAX)?;
-            let extra = lodestar_analytics::jobs::scores_by_person(&s.store, &project)?;
-            let export = lodestar_io::SegmentExport {
-                members: &members,
-                extra: &extra,
-                attributes: &attributes,
-            };
+        move |s| -> Result<Vec<u8>, ExportError> {
+            let source = webhook::load_segment(&s.store, &project, id)?;
             let mut out = Vec::new();
-            lodestar_io::export_segment(&*s.store, project.id, &export, format, &mut out)
-                .map_err(|e| ApiError::new(500, "internal", e.to_string()))?;
+            lodestar_io::export_segment(
+                &*s.store,
+                project.id,
+                &source.export(&attributes),
+                format,
+                &mut out,
+            )?;
             Ok(out)
         },
     )
     .await?;
-    Ok(([(axum::http::header::CONTENT_TYPE, content_type)], body).into_response())
+    Ok(([(header::CONTENT_TYPE, content_type)], body).into_response())
+}
+
+/// `POST /api/projects/{name}/segments/{id}/export/webhook` with `{"url", "attributes",
+/// "batch_size", "secret", "headers"}`: posts the members to the URL in batches and answers
+/// when the last one is accepted (200 with the delivery report) or one fails (502 with code
+/// `webhook_failed`, the batch, the reason and the report).
+pub(crate) async fn export_segment_webhook(
+    State(state): State<Arc<AppState>>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    Path((name, id)): Path<(String, i64)>,
+    headers: HeaderMap,
+    body: bytes::Bytes,
+) -> Result<Response, ApiError> {
+    check_admin(&state, &headers, peer)?;
+    let project = state.store.project(&name)?;
+    let request: WebhookRequest = serde_json::from_slice(&body).map_err(|e| {
+        ApiError::new(
+            400,
+            "invalid_json",
+            format!("expected {{\"url\": \"http://…\", \"attributes\": […], \"batch_size\": 500, \"secret\": …, \"headers\": {{…}}}}: {e}"),
+        )
+    })?;
+    let report = webhook::export_segment(
+        Arc::clone(&state.store),
+        Arc::clone(&state.clock),
+        project,
+        id,
+        request,
+        uuid::Uuid::new_v4().simple().to_string(),
+        state.webhook_retry,
+    )
+    .await?;
+    if report.failed.is_some() {
+        tracing::warn!(report = %report.summary(), "webhook export failed");
+        let body = json!({
+            "code": "webhook_failed",
+            "message": report.summary(),
+            "delivery": report,
+        });
+        return Ok((StatusCode::BAD_GATEWAY, Json(body)).into_response());
+    }
+    tracing::info!(report = %report.summary(), "webhook export delivered");
+    Ok(Json(report).into_response())
 }
 
 /// `POST /api/projects/{name}/segments/refresh`: re-evaluates every dynamic segment now

@@ -3,12 +3,14 @@
 //!
 //! This is the only crate that knows axum. Handlers decode the request (with
 //! `lodestar-ingest`), call the store, and encode the response; every error becomes an HTTP
-//! status in one place ([`error::ApiError`]).
+//! status in one place ([`error::ApiError`]). The one outgoing HTTP client is in [`webhook`]:
+//! segment exports posted to a receiver in batches.
 
 pub mod error;
 mod handlers;
 mod metrics;
 mod privacy;
+pub mod webhook;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -92,6 +94,8 @@ pub struct AppState {
     pub(crate) analysis_threads: usize,
     /// Profile tables for segments, kept current between questions.
     pub(crate) profiles: lodestar_analytics::profiles::ProfileCache,
+    /// How webhook exports retry a batch.
+    pub(crate) webhook_retry: webhook::RetryPolicy,
 }
 
 impl AppState {
@@ -106,6 +110,7 @@ impl AppState {
             in_flight: tokio::sync::Semaphore::new(config.max_in_flight.max(1)),
             analysis_threads: std::thread::available_parallelism().map_or(2, |n| n.get()),
             profiles: Default::default(),
+            webhook_retry: webhook::RetryPolicy::default(),
         })
     }
 }
@@ -253,6 +258,10 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route(
             "/api/projects/{name}/segments/{id}/export",
             get(handlers::export_segment),
+        )
+        .route(
+            "/api/projects/{name}/segments/{id}/export/webhook",
+            post(handlers::export_segment_webhook),
         )
         .route(
             "/api/projects/{name}/segment_events",

@@ -16,6 +16,8 @@ use tower::ServiceExt;
 
 #[path = "api/deletion.rs"]
 mod deletion;
+#[path = "api/segment_export.rs"]
+mod segment_export;
 
 fn app(dir: &std::path::Path, admin_token: Option<&str>) -> axum::Router {
     let clock = Arc::new(FixedClock::new(Timestamp(1_764_000_000_000)));

@@ -17,11 +17,16 @@
 //! # Warnings
 //! [`WARNING_COLUMNS`], newest first, as the store lists them.
 //!
+//! # Segments
+//! A saved segment's members with chosen attributes, as a file or as webhook batch bodies:
+//! see [`export_segment`] and [`segment_batches`].
+//!
 //! # Formats
 //! Times are RFC 3339 UTC text in CSV and JSON lines, and `INT64 (TIMESTAMP(MILLIS,true))`
 //! in Parquet; Parquet text is `BYTE_ARRAY (UTF8)` and pages are zstd-compressed. Every
 //! CSV cell goes through [`neutralise`], so no cell runs as a spreadsheet formula.
 
+mod segment;
 mod table;
 
 use std::io::{BufWriter, Write};
@@ -36,6 +41,7 @@ use serde_json::{Value, json};
 use crate::Format;
 use crate::error::IoError;
 
+pub use segment::{BatchEnvelope, SegmentExport, WebhookBatch, export_segment, segment_batches};
 pub use table::neutralise;
 use table::{Column, Datum, Kind, TableWriter};
 
@@ -107,7 +113,10 @@ fn columns<const N: usize>(names: [&'static str; N], kinds: [Kind; N]) -> Vec<Co
     names
         .into_iter()
         .zip(kinds)
-        .map(|(name, kind)| Column { name, kind })
+        .map(|(name, kind)| Column {
+            name: name.into(),
+            kind,
+        })
         .collect()
 }
 
@@ -397,115 +406,4 @@ fn for_each_warning(
             return Ok(());
         }
     }
-}
-
-/// What a segment export lists: its members (ascending), the extra values per person (model
-/// scores, stage …), and the attributes to write — trait names (dots reach into objects) or
-/// names of those extra values.
-pub struct SegmentExport<'a> {
-    /// Members, ascending.
-    pub members: &'a [u64],
-    /// Extra values per person, looked up when a trait of that name is absent.
-    pub extra: &'a std::collections::HashMap<u64, serde_json::Map<String, Value>>,
-    /// Attribute columns, in order.
-    pub attributes: &'a [String],
-}
-
-/// Writes a segment's members with the chosen attributes: `person_id`, `user_ids`,
-/// `anonymous_ids`, then one column per attribute (JSONL: an `attributes` object; CSV: text
-/// cells, formulas neutralised). Parquet is not offered here yet.
-pub fn export_segment(
-    store: &dyn EventStore,
-    project: ProjectId,
-    segment: &SegmentExport<'_>,
-    format: Format,
-    out: &mut (dyn Write + Send),
-) -> Result<ExportSummary, IoError> {
-    let started = Instant::now();
-    let mut out = BufWriter::with_capacity(1 << 16, out);
-    let value_of = |p: &Profile, name: &str| -> Value {
-        let mut parts = name.split('.');
-        let mut at = p.traits.get(parts.next().unwrap_or_default());
-        for key in parts {
-            at = at.and_then(|v| v.get(key));
-        }
-        at.cloned()
-            .or_else(|| {
-                segment
-                    .extra
-                    .get(&p.person.0)
-                    .and_then(|m| m.get(name))
-                    .cloned()
-            })
-            .unwrap_or(Value::Null)
-    };
-    let mut rows = 0u64;
-    match format {
-        Format::Jsonl => {
-            visit_profiles(store, project, |p| {
-                if segment.members.binary_search(&p.person.0).is_err() {
-                    return Ok(());
-                }
-                let attributes: serde_json::Map<String, Value> = segment
-                    .attributes
-                    .iter()
-                    .map(|a| (a.clone(), value_of(&p, a)))
-                    .collect();
-                let value = json!({
-                    "person_id": p.person.0,
-                    "user_ids": p.user_ids,
-                    "anonymous_ids": p.anonymous_ids,
-                    "attributes": attributes,
-                });
-                write_json_line(&mut out, &value)?;
-                rows += 1;
-                Ok(())
-            })?;
-        }
-        Format::Csv => {
-            let mut w = csv::Writer::from_writer(&mut out);
-            let mut header = vec![
-                "person_id".to_string(),
-                "user_ids".to_string(),
-                "anonymous_ids".to_string(),
-            ];
-            header.extend(segment.attributes.iter().cloned());
-            w.write_record(&header)
-                .map_err(|e| IoError::Write(std::io::Error::other(e)))?;
-            visit_profiles(store, project, |p| {
-                if segment.members.binary_search(&p.person.0).is_err() {
-                    return Ok(());
-                }
-                let mut record = vec![
-                    p.person.0.to_string(),
-                    table::neutralise(&p.user_ids.join(";")).into_owned(),
-                    table::neutralise(&p.anonymous_ids.join(";")).into_owned(),
-                ];
-                for a in segment.attributes {
-                    let text = match value_of(&p, a) {
-                        Value::Null => String::new(),
-                        Value::String(s) => s,
-                        other => other.to_string(),
-                    };
-                    record.push(table::neutralise(&text).into_owned());
-                }
-                w.write_record(&record)
-                    .map_err(|e| IoError::Write(std::io::Error::other(e)))?;
-                rows += 1;
-                Ok(())
-            })?;
-            w.flush().map_err(IoError::Write)?;
-        }
-        Format::Parquet => {
-            return Err(IoError::Write(std::io::Error::other(
-                "segment exports are CSV or JSONL for now",
-            )));
-        }
-    }
-    out.flush().map_err(IoError::Write)?;
-    Ok(ExportSummary {
-        format,
-        rows,
-        elapsed: started.elapsed(),
-    })
 }

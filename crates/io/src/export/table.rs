@@ -2,18 +2,22 @@
 //!
 //! CSV cells pass through [`neutralise`]. Parquet columns are typed: text as
 //! `BYTE_ARRAY (UTF8)`, times as `INT64 (TIMESTAMP(MILLIS,true))`, whole numbers as
-//! `INT64`, flags as `BOOLEAN`, zstd-compressed, in row groups of [`ROW_GROUP_ROWS`].
+//! `INT64` (unsigned ids as `INT64 (INTEGER(64,false))`), numbers as `DOUBLE`, flags as
+//! `BOOLEAN`, lists of text as the standard three-level `LIST` of `UTF8`; zstd-compressed,
+//! in row groups of [`ROW_GROUP_ROWS`]. The schema is built with the parquet builders, so a
+//! column may have any name.
 
 use std::borrow::Cow;
 use std::io::Write;
 use std::sync::Arc;
 
 use lodestar_core::Timestamp;
-use parquet::basic::{Compression, ZstdLevel};
-use parquet::data_type::{BoolType, ByteArray, ByteArrayType, Int64Type};
+use parquet::basic::{Compression, LogicalType, Repetition, TimeUnit, Type as Physical, ZstdLevel};
+use parquet::data_type::{BoolType, ByteArray, ByteArrayType, DataType, DoubleType, Int64Type};
+use parquet::errors::ParquetError;
 use parquet::file::properties::WriterProperties;
-use parquet::file::writer::SerializedFileWriter;
-use parquet::schema::parser::parse_message_type;
+use parquet::file::writer::{SerializedColumnWriter, SerializedFileWriter};
+use parquet::schema::types::Type;
 
 use crate::error::IoError;
 
@@ -29,16 +33,31 @@ pub(crate) enum Kind {
     OptText,
     /// A whole number.
     Int,
+    /// A whole number that is never negative (an id), written from [`Datum::Int`].
+    UInt,
     /// A point in time, in milliseconds.
     Time,
     /// A flag.
     Bool,
+    /// A flag, maybe absent.
+    OptBool,
+    /// A number, maybe absent.
+    OptFloat,
+    /// A list of texts, maybe empty (CSV: joined by `;`).
+    TextList,
+}
+
+impl Kind {
+    /// Whether a cell may be null.
+    fn optional(self) -> bool {
+        matches!(self, Kind::OptText | Kind::OptBool | Kind::OptFloat)
+    }
 }
 
 /// One column of a table.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone)]
 pub(crate) struct Column {
-    pub name: &'static str,
+    pub name: Cow<'static, str>,
     pub kind: Kind,
 }
 
@@ -48,8 +67,10 @@ pub(crate) enum Datum {
     Null,
     Text(String),
     Int(i64),
+    Float(f64),
     Time(Timestamp),
     Bool(bool),
+    List(Vec<String>),
 }
 
 /// Where the rows of a table go.
@@ -66,7 +87,7 @@ impl<'w> TableWriter<'w> {
     ) -> Result<Self, IoError> {
         let mut writer = csv::WriterBuilder::new().from_writer(out);
         writer
-            .write_record(columns.iter().map(|c| c.name))
+            .write_record(columns.iter().map(|c| c.name.as_ref()))
             .map_err(csv_write_error)?;
         Ok(TableWriter::Csv(writer))
     }
@@ -114,8 +135,10 @@ fn csv_text(datum: &Datum) -> Cow<'_, str> {
         Datum::Null => Cow::Borrowed(""),
         Datum::Text(text) => Cow::Borrowed(text),
         Datum::Int(n) => Cow::Owned(n.to_string()),
+        Datum::Float(x) => Cow::Owned(x.to_string()),
         Datum::Time(at) => Cow::Owned(at.to_rfc3339()),
         Datum::Bool(b) => Cow::Borrowed(if *b { "true" } else { "false" }),
+        Datum::List(items) => Cow::Owned(items.join(";")),
     }
 }
 
@@ -179,20 +202,121 @@ fn is_plain_number(text: &str) -> bool {
     i == b.len()
 }
 
-/// The buffered values of one Parquet column.
+/// Buffered cells of one Parquet column: the values present and a definition level per
+/// cell (1 present, 0 null).
+struct Cells<T> {
+    values: Vec<T>,
+    defs: Vec<i16>,
+}
+
+impl<T> Cells<T> {
+    fn new() -> Self {
+        Cells {
+            values: Vec::new(),
+            defs: Vec::new(),
+        }
+    }
+
+    fn push(&mut self, value: T) {
+        self.values.push(value);
+        self.defs.push(1);
+    }
+
+    /// Writes the cells as one column chunk (with definition levels when the column is
+    /// `optional`) and empties the buffer.
+    fn write<D: DataType<T = T>>(
+        &mut self,
+        writer: &mut SerializedColumnWriter<'_>,
+        optional: bool,
+    ) -> Result<(), ParquetError> {
+        let defs = optional.then_some(self.defs.as_slice());
+        writer.typed::<D>().write_batch(&self.values, defs, None)?;
+        self.values.clear();
+        self.defs.clear();
+        Ok(())
+    }
+}
+
+/// The buffered cells of one Parquet column.
 enum Buffer {
-    Text {
-        values: Vec<ByteArray>,
-        defs: Vec<i16>,
+    Text(Cells<ByteArray>),
+    Int(Cells<i64>),
+    Float(Cells<f64>),
+    Bool(Cells<bool>),
+    /// Items of lists: a definition level per item (0 for an empty list) and a repetition
+    /// level (0 starts a row's list).
+    List {
+        items: Cells<ByteArray>,
+        reps: Vec<i16>,
     },
-    Int {
-        values: Vec<i64>,
-        defs: Vec<i16>,
-    },
-    Bool {
-        values: Vec<bool>,
-        defs: Vec<i16>,
-    },
+}
+
+impl Buffer {
+    fn new(kind: Kind) -> Buffer {
+        match kind {
+            Kind::Text | Kind::OptText => Buffer::Text(Cells::new()),
+            Kind::Int | Kind::UInt | Kind::Time => Buffer::Int(Cells::new()),
+            Kind::OptFloat => Buffer::Float(Cells::new()),
+            Kind::Bool | Kind::OptBool => Buffer::Bool(Cells::new()),
+            Kind::TextList => Buffer::List {
+                items: Cells::new(),
+                reps: Vec::new(),
+            },
+        }
+    }
+
+    /// Adds one row's cell. A datum that does not fit the column is written as null (as an
+    /// empty list in a list column); callers convert before.
+    fn push(&mut self, datum: Datum) {
+        match (self, datum) {
+            (Buffer::Text(cells), Datum::Text(text)) => {
+                cells.push(ByteArray::from(text.into_bytes()))
+            }
+            (Buffer::Int(cells), Datum::Int(n)) => cells.push(n),
+            (Buffer::Int(cells), Datum::Time(at)) => cells.push(at.millis()),
+            (Buffer::Float(cells), Datum::Float(x)) => cells.push(x),
+            (Buffer::Bool(cells), Datum::Bool(b)) => cells.push(b),
+            (Buffer::List { items, reps }, Datum::List(list)) if !list.is_empty() => {
+                for (i, item) in list.into_iter().enumerate() {
+                    items.push(ByteArray::from(item.into_bytes()));
+                    reps.push(i16::from(i > 0));
+                }
+            }
+            (Buffer::List { items, reps }, _) => {
+                items.defs.push(0);
+                reps.push(0);
+            }
+            (Buffer::Text(Cells { defs, .. }), _)
+            | (Buffer::Int(Cells { defs, .. }), _)
+            | (Buffer::Float(Cells { defs, .. }), _)
+            | (Buffer::Bool(Cells { defs, .. }), _) => defs.push(0),
+        }
+    }
+
+    /// Writes the buffered cells as one column chunk and empties the buffer.
+    fn write_to(
+        &mut self,
+        writer: &mut SerializedColumnWriter<'_>,
+        optional: bool,
+    ) -> Result<(), ParquetError> {
+        match self {
+            Buffer::Text(cells) => cells.write::<ByteArrayType>(writer, optional),
+            Buffer::Int(cells) => cells.write::<Int64Type>(writer, optional),
+            Buffer::Float(cells) => cells.write::<DoubleType>(writer, optional),
+            Buffer::Bool(cells) => cells.write::<BoolType>(writer, optional),
+            Buffer::List { items, reps } => {
+                writer.typed::<ByteArrayType>().write_batch(
+                    &items.values,
+                    Some(&items.defs),
+                    Some(reps),
+                )?;
+                items.values.clear();
+                items.defs.clear();
+                reps.clear();
+                Ok(())
+            }
+        }
+    }
 }
 
 /// A Parquet file being written, one row group in memory.
@@ -209,29 +333,13 @@ impl<'w> ParquetTable<'w> {
         columns: &[Column],
         out: &'w mut (dyn Write + Send),
     ) -> Result<Self, IoError> {
-        let schema = parse_message_type(&schema_text(name, columns))?;
+        let schema = schema(name, columns)?;
         let properties = WriterProperties::builder()
             .set_compression(Compression::ZSTD(ZstdLevel::default()))
             .set_created_by(format!("lodestar {}", env!("CARGO_PKG_VERSION")))
             .build();
         let writer = SerializedFileWriter::new(out, Arc::new(schema), Arc::new(properties))?;
-        let buffers = columns
-            .iter()
-            .map(|c| match c.kind {
-                Kind::Text | Kind::OptText => Buffer::Text {
-                    values: Vec::new(),
-                    defs: Vec::new(),
-                },
-                Kind::Int | Kind::Time => Buffer::Int {
-                    values: Vec::new(),
-                    defs: Vec::new(),
-                },
-                Kind::Bool => Buffer::Bool {
-                    values: Vec::new(),
-                    defs: Vec::new(),
-                },
-            })
-            .collect();
+        let buffers = columns.iter().map(|c| Buffer::new(c.kind)).collect();
         Ok(ParquetTable {
             writer,
             columns: columns.to_vec(),
@@ -243,32 +351,7 @@ impl<'w> ParquetTable<'w> {
     fn write(&mut self, row: Vec<Datum>) -> Result<(), IoError> {
         debug_assert_eq!(row.len(), self.columns.len());
         for (buffer, datum) in self.buffers.iter_mut().zip(row) {
-            match (buffer, datum) {
-                (Buffer::Text { values, defs }, Datum::Text(text)) => {
-                    values.push(ByteArray::from(text.into_bytes()));
-                    defs.push(1);
-                }
-                (Buffer::Int { values, defs }, Datum::Int(n)) => {
-                    values.push(n);
-                    defs.push(1);
-                }
-                (Buffer::Int { values, defs }, Datum::Time(at)) => {
-                    values.push(at.millis());
-                    defs.push(1);
-                }
-                (Buffer::Bool { values, defs }, Datum::Bool(b)) => {
-                    values.push(b);
-                    defs.push(1);
-                }
-                (
-                    Buffer::Text { defs, .. }
-                    | Buffer::Int { defs, .. }
-                    | Buffer::Bool { defs, .. },
-                    _,
-                ) => {
-                    defs.push(0);
-                }
-            }
+            buffer.push(datum);
         }
         self.rows += 1;
         if self.rows >= ROW_GROUP_ROWS {
@@ -283,45 +366,11 @@ impl<'w> ParquetTable<'w> {
         }
         let mut group = self.writer.next_row_group()?;
         for (buffer, column) in self.buffers.iter_mut().zip(&self.columns) {
-            let optional = column.kind == Kind::OptText;
             let mut writer = group.next_column()?.ok_or_else(|| {
-                parquet::errors::ParquetError::General(
-                    "schema has fewer columns than the table".into(),
-                )
+                ParquetError::General("schema has fewer columns than the table".into())
             })?;
-            match buffer {
-                Buffer::Text { values, defs } => {
-                    let defs = optional.then_some(defs.as_slice());
-                    writer
-                        .typed::<ByteArrayType>()
-                        .write_batch(values, defs, None)?;
-                }
-                Buffer::Int { values, defs } => {
-                    let defs = optional.then_some(defs.as_slice());
-                    writer
-                        .typed::<Int64Type>()
-                        .write_batch(values, defs, None)?;
-                }
-                Buffer::Bool { values, defs } => {
-                    let defs = optional.then_some(defs.as_slice());
-                    writer.typed::<BoolType>().write_batch(values, defs, None)?;
-                }
-            }
+            buffer.write_to(&mut writer, column.kind.optional())?;
             writer.close()?;
-            match buffer {
-                Buffer::Text { values, defs } => {
-                    values.clear();
-                    defs.clear();
-                }
-                Buffer::Int { values, defs } => {
-                    values.clear();
-                    defs.clear();
-                }
-                Buffer::Bool { values, defs } => {
-                    values.clear();
-                    defs.clear();
-                }
-            }
         }
         group.close()?;
         self.rows = 0;
@@ -335,24 +384,53 @@ impl<'w> ParquetTable<'w> {
     }
 }
 
-/// The Parquet schema of a table, in the text form `parse_message_type` reads.
-fn schema_text(name: &str, columns: &[Column]) -> String {
-    let mut text = format!("message {name} {{\n");
-    for column in columns {
-        let (repetition, physical, logical) = match column.kind {
-            Kind::Text => ("REQUIRED", "BYTE_ARRAY", " (UTF8)"),
-            Kind::OptText => ("OPTIONAL", "BYTE_ARRAY", " (UTF8)"),
-            Kind::Int => ("REQUIRED", "INT64", ""),
-            Kind::Time => ("REQUIRED", "INT64", " (TIMESTAMP(MILLIS,true))"),
-            Kind::Bool => ("REQUIRED", "BOOLEAN", ""),
-        };
-        text.push_str(&format!(
-            "  {repetition} {physical} {}{logical};\n",
-            column.name
-        ));
-    }
-    text.push('}');
-    text
+/// The Parquet schema `message <name> { … }` of a table.
+fn schema(name: &str, columns: &[Column]) -> Result<Type, ParquetError> {
+    let fields = columns
+        .iter()
+        .map(|c| field(&c.name, c.kind).map(Arc::new))
+        .collect::<Result<Vec<_>, _>>()?;
+    Type::group_type_builder(name).with_fields(fields).build()
+}
+
+fn field(name: &str, kind: Kind) -> Result<Type, ParquetError> {
+    let text = Some(LogicalType::String);
+    let (physical, logical) = match kind {
+        Kind::Text | Kind::OptText => (Physical::BYTE_ARRAY, text),
+        Kind::Int => (Physical::INT64, None),
+        Kind::UInt => (Physical::INT64, Some(LogicalType::integer(64, false))),
+        Kind::Time => (
+            Physical::INT64,
+            Some(LogicalType::timestamp(true, TimeUnit::MILLIS)),
+        ),
+        Kind::Bool | Kind::OptBool => (Physical::BOOLEAN, None),
+        Kind::OptFloat => (Physical::DOUBLE, None),
+        Kind::TextList => {
+            // The standard three-level list: <name> (LIST) { repeated group list { element } }.
+            let element = Type::primitive_type_builder("element", Physical::BYTE_ARRAY)
+                .with_repetition(Repetition::REQUIRED)
+                .with_logical_type(text)
+                .build()?;
+            let list = Type::group_type_builder("list")
+                .with_repetition(Repetition::REPEATED)
+                .with_fields(vec![Arc::new(element)])
+                .build()?;
+            return Type::group_type_builder(name)
+                .with_repetition(Repetition::REQUIRED)
+                .with_logical_type(Some(LogicalType::List))
+                .with_fields(vec![Arc::new(list)])
+                .build();
+        }
+    };
+    let repetition = if kind.optional() {
+        Repetition::OPTIONAL
+    } else {
+        Repetition::REQUIRED
+    };
+    Type::primitive_type_builder(name, physical)
+        .with_repetition(repetition)
+        .with_logical_type(logical)
+        .build()
 }
 
 #[cfg(test)]
@@ -384,31 +462,29 @@ mod tests {
     }
 
     #[test]
-    fn parquet_schema_text_parses() {
-        let columns = [
-            Column {
-                name: "a",
-                kind: Kind::Text,
-            },
-            Column {
-                name: "b",
-                kind: Kind::OptText,
-            },
-            Column {
-                name: "c",
-                kind: Kind::Int,
-            },
-            Column {
-                name: "d",
-                kind: Kind::Time,
-            },
-            Column {
-                name: "e",
-                kind: Kind::Bool,
-            },
+    fn parquet_schema_has_every_kind_and_any_name() {
+        let kinds = [
+            Kind::Text,
+            Kind::OptText,
+            Kind::Int,
+            Kind::UInt,
+            Kind::Time,
+            Kind::Bool,
+            Kind::OptBool,
+            Kind::OptFloat,
+            Kind::TextList,
         ];
-        let schema = parse_message_type(&schema_text("t", &columns)).unwrap();
-        assert_eq!(schema.get_fields().len(), 5);
+        let columns: Vec<Column> = kinds
+            .iter()
+            .enumerate()
+            .map(|(i, &kind)| Column {
+                name: Cow::Owned(format!("a.b c({i});")),
+                kind,
+            })
+            .collect();
+        let schema = schema("t", &columns).unwrap();
+        assert_eq!(schema.get_fields().len(), kinds.len());
+        assert_eq!(schema.get_fields()[0].name(), "a.b c(0);");
     }
 
     proptest::proptest! {
@@ -416,7 +492,7 @@ mod tests {
         /// with a formula character, unless the cell is plainly a number.
         #[test]
         fn csv_cells_never_lead_with_a_formula(cells in proptest::collection::vec(".*", 1..6)) {
-            let columns: Vec<Column> = cells.iter().map(|_| Column { name: "c", kind: Kind::Text }).collect();
+            let columns: Vec<Column> = cells.iter().map(|_| Column { name: Cow::Borrowed("c"), kind: Kind::Text }).collect();
             let mut out: Vec<u8> = Vec::new();
             {
                 let sink: &mut (dyn Write + Send) = &mut out;
