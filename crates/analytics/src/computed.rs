@@ -1,7 +1,7 @@
 //! Computed attributes (计算属性): named per-person values the project defines over its
 //! events — `count`, `sum`, `avg`, `min`, `max`, `first`, `last`, `most_frequent`,
 //! `distinct_count` of an event property (or of the event value when no property is named),
-//! or `days_active`, over the events named `event` (any when absent) in the last `days` days
+//! `days_active`, or `first_time` / `last_time` (RFC 3339 text: 最近一次购买时间), over the events named `event` (any when absent) in the last `days` days
 //! (all history when absent). They live in the project's settings (`defaults.computed`), are
 //! shown on every profile, and segments test them (`{"type": "computed", "name", "op",
 //! "value"}`).
@@ -24,7 +24,7 @@ const DAY_MS: i64 = 86_400_000;
 pub type Values = Vec<(u64, Option<Value>, i64)>;
 
 /// The aggregates a computed attribute may use.
-pub const COMPUTED_AGGREGATES: [&str; 10] = [
+pub const COMPUTED_AGGREGATES: [&str; 12] = [
     "count",
     "sum",
     "avg",
@@ -35,6 +35,8 @@ pub const COMPUTED_AGGREGATES: [&str; 10] = [
     "most_frequent",
     "distinct_count",
     "days_active",
+    "first_time",
+    "last_time",
 ];
 
 /// A computed attribute's definition.
@@ -196,6 +198,8 @@ fn compute(
         }
         "min" => num(numbers.iter().copied().reduce(f64::min)),
         "max" => num(numbers.iter().copied().reduce(f64::max)),
+        "first_time" => picked.first().map(|(t, _)| time_text(*t)),
+        "last_time" => picked.last().map(|(t, _)| time_text(*t)),
         "first" => values.first().map(|v| (*v).clone()),
         "last" => values.last().map(|v| (*v).clone()),
         "distinct_count" => {
@@ -220,6 +224,11 @@ fn compute(
         _ => None,
     };
     (value.or_else(|| def.empty()), expires)
+}
+
+/// An instant as RFC 3339 text (what relative-date conditions read).
+fn time_text(t: i64) -> Value {
+    Value::String(lodestar_core::Timestamp(t).to_rfc3339())
 }
 
 /// Every definition's value for the persons of `source` (all of them, or those it is

@@ -77,8 +77,27 @@ pub struct PersonView {
     pub segments: Vec<lodestar_store::Membership>,
     /// The latest trait changes (`$set`, `$set_once`), newest first.
     pub trait_history: Vec<lodestar_store::TraitChange>,
+    /// The latest segment entries and exits, newest first.
+    pub segment_history: Vec<lodestar_store::SegmentEventRow>,
+    /// The RFM layer of the purchases in the last 365 days, among all buyers, under the
+    /// project's RFM settings; none without a purchase there.
+    pub rfm_layer: Option<String>,
+    /// The latest NPS answer (the project's `defaults.nps.event`, else `NPS Survey
+    /// Answered`): its score and category (promoter / passive / detractor).
+    pub nps: Option<NpsAnswer>,
     /// The latest `limit` events, newest first.
     pub timeline: Vec<TimelineEvent>,
+}
+
+/// A person's latest NPS answer.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct NpsAnswer {
+    /// The score, 0 to 10.
+    pub score: f64,
+    /// `promoter`, `passive` or `detractor` (`None` for a score that is not 0 to 10).
+    pub category: Option<String>,
+    /// When it was given, ms.
+    pub at: i64,
 }
 
 /// Looks a person up by a user id, an anonymous id or a person id (give one) and gathers their
@@ -120,8 +139,19 @@ pub fn person_view(
         timezone: settings.timezone.clone(),
         segments: Vec::new(),
         trait_history: Vec::new(),
+        segment_history: Vec::new(),
+        rfm_layer: None,
+        nps: None,
         timeline: Vec::new(),
     };
+    let nps_event = settings
+        .defaults
+        .get("nps")
+        .and_then(|d| d.get("event"))
+        .and_then(|e| e.as_str())
+        .unwrap_or(crate::nps::DEFAULT_EVENT)
+        .to_string();
+    let nps_id = snapshot.name_id(&nps_event);
     let mut ids: Vec<u64> = snapshot
         .merged_persons()
         .iter()
@@ -130,6 +160,16 @@ pub fn person_view(
         .collect();
     ids.push(id);
     view.segments = store.memberships(project.id, &ids)?;
+    view.segment_history = store.person_segment_events(project.id, &ids, limit)?;
+    let everyone = SnapshotSource::new(&snapshot);
+    view.rfm_layer = rfm_layers(
+        &everyone,
+        &settings,
+        crate::segment::DEFAULT_RFM_DAYS,
+        now,
+        1,
+    )?
+    .remove(&id);
     view.trait_history = store.trait_history(project.id, &ids, limit)?;
     view.tags = manual_tags(&view.profile.traits);
     view.tags.extend(
@@ -163,6 +203,13 @@ pub fn person_view(
         view.first_seen = ev.ts.first().copied();
         view.last_seen = ev.ts.last().copied();
         view.stage = crate::stages::stage_at(&rules, names, ev, now.millis());
+        if let Some(i) = nps_id.and_then(|n| (0..ev.len()).rev().find(|&i| ev.names[i] == n)) {
+            view.nps = Some(NpsAnswer {
+                score: ev.values[i],
+                category: crate::nps::category(ev.values[i]).map(str::to_string),
+                at: ev.ts[i],
+            });
+        }
         let from = ev.len().saturating_sub(limit);
         view.timeline = (from..ev.len())
             .rev()

@@ -124,6 +124,12 @@ impl Counts {
     }
 }
 
+/// The category of a score: `promoter` (9–10), `passive` (7–8) or `detractor` (0–6); `None`
+/// when it is not an integer 0 to 10.
+pub fn category(score: f64) -> Option<&'static str> {
+    kind(score).map(|k| ["promoter", "passive", "detractor"][k])
+}
+
 /// The kind of a valid score (0 promoter, 1 passive, 2 detractor), `None` when invalid.
 fn kind(score: f64) -> Option<usize> {
     if !(0.0..=10.0).contains(&score) || score.fract() != 0.0 {

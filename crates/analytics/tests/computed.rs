@@ -92,6 +92,12 @@ fn naive(d: &Computed, ev: &[Ev<'_>]) -> Option<Value> {
         "avg" if !nums.is_empty() => n(nums.iter().sum::<f64>() / nums.len() as f64),
         "min" if !nums.is_empty() => n(nums.iter().copied().fold(f64::INFINITY, f64::min)),
         "max" if !nums.is_empty() => n(nums.iter().copied().fold(f64::NEG_INFINITY, f64::max)),
+        "first_time" => picked
+            .first()
+            .map(|e| json!(lodestar_core::Timestamp(e.0).to_rfc3339())),
+        "last_time" => picked
+            .last()
+            .map(|e| json!(lodestar_core::Timestamp(e.0).to_rfc3339())),
         "first" => values.first().cloned(),
         "last" => values.last().cloned(),
         "distinct_count" => n(values

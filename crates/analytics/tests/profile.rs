@@ -11,6 +11,16 @@ use serde_json::{Value, json};
 
 const T0: i64 = 1_772_323_200_000;
 
+const DAY: i64 = 86_400_000;
+
+fn track(id: &str, user: &str, at: i64, event: &str, props: Value) -> Message {
+    let mut m = Message::new(MessageKind::Track, id, Timestamp(at));
+    m.user_id = Some(user.into());
+    m.event = Some(event.into());
+    m.properties = props.as_object().unwrap().clone();
+    m
+}
+
 fn identify(id: &str, user: &str, at: i64, traits: Value, set_once: Value) -> Message {
     let mut m = Message::new(MessageKind::Identify, id, Timestamp(at));
     m.user_id = Some(user.into());
@@ -56,6 +66,34 @@ fn history_tags_consent_zone_and_segments() {
             json!({"plan": "free", "timezone": "Mars/Olympus"}),
             json!({}),
         ),
+        track(
+            "o1",
+            "u1",
+            T0 - 5 * DAY,
+            "Order Completed",
+            json!({"revenue": 120}),
+        ),
+        track(
+            "o2",
+            "u2",
+            T0 - 40 * DAY,
+            "Order Completed",
+            json!({"revenue": 15}),
+        ),
+        track(
+            "n1",
+            "u1",
+            T0 - 3 * DAY,
+            "NPS Survey Answered",
+            json!({"score": 4}),
+        ),
+        track(
+            "n2",
+            "u1",
+            T0 - 2 * DAY,
+            "NPS Survey Answered",
+            json!({"score": 9}),
+        ),
     ];
     store
         .append(
@@ -99,6 +137,34 @@ fn history_tags_consent_zone_and_segments() {
         (view.segments[0].segment, view.segments[0].tag),
         (seg.id, true)
     );
+    assert_eq!(view.segment_history.len(), 1);
+    assert!(view.segment_history[0].entered);
+    // The latest NPS answer, and the RFM layer the rfm analysis gives the same buyer.
+    let nps = view.nps.clone().unwrap();
+    assert_eq!(
+        (nps.score, nps.category.as_deref()),
+        (9.0, Some("promoter"))
+    );
+    let day = |t: i64| Timestamp(t).to_rfc3339()[..10].to_string();
+    let rfm = lodestar_analytics::registry::run_on_store(
+        &store,
+        &project,
+        "rfm",
+        json!({"date_from": day(T0 - 365 * DAY), "date_to": day(T0 - DAY), "list": 10})
+            .to_string()
+            .as_bytes(),
+        1,
+    )
+    .unwrap();
+    let u1 = view.profile.person.0;
+    let want = rfm["list"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|p| p["person"] == u1)
+        .map(|p| p["layer"].as_str().unwrap().to_string());
+    assert!(want.is_some());
+    assert_eq!(view.rfm_layer, want);
     // Oldest first: what changed, in order, and nothing for repeats.
     let history: Vec<(String, Value, String)> = view
         .trait_history

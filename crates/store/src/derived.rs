@@ -327,6 +327,29 @@ pub(crate) fn segment_members(
         .collect::<std::result::Result<_, _>>()?)
 }
 
+/// The latest `limit` entries and exits of some persons, newest first.
+pub(crate) fn person_segment_events(
+    dir: &Path,
+    persons: &[u64],
+    limit: usize,
+) -> Result<Vec<SegmentEventRow>> {
+    let conn = open(dir)?;
+    let mut stmt = conn.prepare(
+        "SELECT id, segment, person, at, entered FROM segment_events
+         WHERE person = ?1 ORDER BY id DESC LIMIT ?2",
+    )?;
+    let mut out = Vec::new();
+    for &p in persons {
+        let rows = stmt.query_map(params![p as i64, limit as i64], segment_event_row)?;
+        for row in rows {
+            out.push(row?);
+        }
+    }
+    out.sort_by_key(|e| std::cmp::Reverse(e.id));
+    out.truncate(limit);
+    Ok(out)
+}
+
 /// Entries and exits with ids above `after`, in order (of one segment, or all).
 pub(crate) fn segment_events(
     dir: &Path,
@@ -339,16 +362,19 @@ pub(crate) fn segment_events(
         "SELECT id, segment, person, at, entered FROM segment_events
          WHERE id > ?1 AND (?2 IS NULL OR segment = ?2) ORDER BY id LIMIT ?3",
     )?;
-    let rows = stmt.query_map(params![after, segment, limit as i64], |r| {
-        Ok(SegmentEventRow {
-            id: r.get(0)?,
-            segment: r.get(1)?,
-            person: r.get::<_, i64>(2)? as u64,
-            at: Timestamp(r.get(3)?),
-            entered: r.get(4)?,
-        })
-    })?;
+    let rows = stmt.query_map(params![after, segment, limit as i64], segment_event_row)?;
     Ok(rows.collect::<std::result::Result<_, _>>()?)
+}
+
+/// A `segment_events` row selected as (id, segment, person, at, entered).
+fn segment_event_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<SegmentEventRow> {
+    Ok(SegmentEventRow {
+        id: r.get(0)?,
+        segment: r.get(1)?,
+        person: r.get::<_, i64>(2)? as u64,
+        at: Timestamp(r.get(3)?),
+        entered: r.get(4)?,
+    })
 }
 
 /// A fitted model as kept: a version (its id), its data window and what the fit found.

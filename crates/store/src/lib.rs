@@ -266,6 +266,17 @@ impl Store {
         derived::memberships(&self.project_dir(project), persons)
     }
 
+    /// The latest `limit` segment entries and exits of some persons (a person and those
+    /// merged into them), newest first.
+    pub fn person_segment_events(
+        &self,
+        project: ProjectId,
+        persons: &[u64],
+        limit: usize,
+    ) -> Result<Vec<SegmentEventRow>> {
+        derived::person_segment_events(&self.project_dir(project), persons, limit)
+    }
+
     /// Keeps a fitted model and every buyer's scores; returns its version (id).
     pub fn record_model_fit(
         &self,
