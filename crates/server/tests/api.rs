@@ -16,6 +16,8 @@ use tower::ServiceExt;
 
 #[path = "api/deletion.rs"]
 mod deletion;
+#[path = "api/profiles.rs"]
+mod profiles;
 #[path = "api/segment_export.rs"]
 mod segment_export;
 
