@@ -5,7 +5,8 @@
 //! - `and` (`all`: nodes), `or` (`any`: nodes), `not` (`node`);
 //! - `trait`: a condition on a person trait (`property`, `op`, `value`, as in
 //!   [`crate::filter`], plus `within_days` / `before_days` for dates relative to now);
-//! - `did`: the person did `event` at least `min` (default 1) and at most `max` times in the
+//! - `did`: the person did `event` at least `min` (default 1; 0 when `max` is given) and at
+//!   most `max` times in the
 //!   last `days` days before now (all their history when absent), counting only events whose
 //!   value passes `value` (`{"op", "value"}`) when given; with `max: 0`, "did not do X in the
 //!   last D days";
@@ -83,7 +84,7 @@ pub enum Node {
     Did {
         /// Event name.
         event: String,
-        /// At least this many times; default 1.
+        /// At least this many times; default 1, or 0 when `max` is given.
         #[serde(default)]
         min: Option<u32>,
         /// At most this many times.
@@ -796,7 +797,8 @@ impl<'a> Compile<'a> {
                 };
                 Exec::Did {
                     id,
-                    min: u64::from(min.unwrap_or(1)),
+                    // "At least once", unless a most is given ("at most twice" includes never).
+                    min: u64::from(min.unwrap_or(if max.is_some() { 0 } else { 1 })),
                     max: max.map(u64::from),
                     from,
                     test: value.as_ref().map(ValueTest::condition),

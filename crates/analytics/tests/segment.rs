@@ -148,7 +148,12 @@ fn leaf() -> impl Strategy<Value = Node> {
             .prop_map(|(n, min, extra, days, at_least)| Node::Did {
                 event: NAMES[n].into(),
                 min,
-                max: extra.map(|e| min.unwrap_or(1) + e),
+                // Sometimes "did not" (`max: 0` alone), else a most at or above the least.
+                max: extra.map(|e| if e == 3 && min.is_none() {
+                    0
+                } else {
+                    min.unwrap_or(1) + e
+                }),
                 days,
                 value: at_least.map(|v| ValueTest {
                     op: Op::Gte,
@@ -350,7 +355,7 @@ fn naive(
                     n += 1;
                 }
             }
-            n >= min.unwrap_or(1) && max.is_none_or(|m| n <= m)
+            n >= min.unwrap_or(if max.is_some() { 0 } else { 1 }) && max.is_none_or(|m| n <= m)
         }
         Node::Sequence {
             first,

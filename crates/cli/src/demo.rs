@@ -111,6 +111,7 @@ pub fn run(config: Config, args: DemoArgs) -> anyhow::Result<ExitCode> {
             started.elapsed().as_secs_f64(),
             stored
         );
+        operations(&store, &project, start, now)?;
     }
     let key = std::fs::read_to_string(&key_file).unwrap_or_default();
     let banner = format!(
@@ -124,4 +125,74 @@ pub fn run(config: Config, args: DemoArgs) -> anyhow::Result<ExitCode> {
     }
     serve_store(config, store, Some(banner))?;
     Ok(ExitCode::SUCCESS)
+}
+
+/// What an operations team would set up first: computed attributes, a CLV fit, and the
+/// usual segments (rule-based tags among them).
+fn operations(
+    store: &lodestar_store::Store,
+    project: &lodestar_store::ProjectInfo,
+    start: Timestamp,
+    now: Timestamp,
+) -> anyhow::Result<()> {
+    use lodestar_analytics::jobs;
+    let mut settings = store.project_settings(project.id)?;
+    settings.defaults.insert(
+        "computed".into(),
+        serde_json::json!([
+            {"name": "spend_90d", "event": "Order Completed", "agg": "sum", "days": 90},
+            {"name": "orders", "event": "Order Completed", "agg": "count"},
+            {"name": "last_order", "event": "Order Completed", "agg": "last_time"},
+            {"name": "favourite_category", "event": "Product Viewed", "property": "category",
+             "agg": "most_frequent", "days": 90}
+        ]),
+    );
+    store.set_project_settings(project.id, &settings)?;
+    let day = |t: Timestamp| t.to_rfc3339()[..10].to_string();
+    let yesterday = Timestamp(now.millis() - Timestamp::DAY);
+    let fit = serde_json::json!({"date_from": day(start), "date_to": day(yesterday)});
+    let threads = std::thread::available_parallelism().map_or(2, |n| n.get());
+    match jobs::fit_models(
+        store,
+        project,
+        fit.to_string().as_bytes(),
+        now,
+        threads,
+        &|_| {},
+    ) {
+        Ok((version, _)) => eprintln!("CLV model fitted (version {version}) / 已拟合客户价值模型"),
+        Err(e) => eprintln!("CLV model not fitted: {e} / 未能拟合客户价值模型"),
+    }
+    let cache = lodestar_analytics::profiles::ProfileCache::default();
+    let segments = [
+        serde_json::json!({"name": "高价值用户 High value", "tag": true,
+            "condition": {"type": "rfm", "in": ["champions", "loyal"]}}),
+        serde_json::json!({"name": "潜力用户 Potential", "tag": true,
+            "condition": {"type": "rfm", "in": ["potential_loyalist", "promising", "new"]}}),
+        serde_json::json!({"name": "流失风险用户 At risk", "tag": true,
+            "condition": {"type": "or", "any": [
+                {"type": "rfm", "in": ["at_risk", "cant_lose", "about_to_sleep"]},
+                {"type": "and", "all": [
+                    {"type": "stage", "in": ["dormant"]},
+                    {"type": "did", "event": "Order Completed", "min": 2}]}]}}),
+        serde_json::json!({"name": "复购但60天未购 Repeat buyers gone quiet",
+            "condition": {"type": "and", "all": [
+                {"type": "did", "event": "Order Completed", "min": 2},
+                {"type": "did", "event": "Order Completed", "max": 0, "days": 60}]}}),
+    ];
+    for s in segments {
+        let created = jobs::create_segment(
+            store,
+            project,
+            &cache,
+            s.to_string().as_bytes(),
+            now,
+            threads,
+        )?;
+        eprintln!(
+            "segment {} saved: {} members / 已保存分群",
+            s["name"], created.size
+        );
+    }
+    Ok(())
 }
