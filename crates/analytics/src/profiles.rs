@@ -568,22 +568,24 @@ impl ProfileCache {
         let mut cached = entry.lock().expect("profile table lock");
         let fit = store.model_fits(project.id)?.iter().map(|f| f.id).max();
         let defs = computed::definitions(&store.project_settings(project.id)?)?;
-        let source = SnapshotSource::new(snapshot);
+        // Reading a snapshot costs a pass over merged persons: only when something is computed.
+        let computed = |table: &mut ProfileTable, touched: &[u64]| -> Result<()> {
+            if defs.is_empty() && table.computed_defs.is_empty() {
+                return Ok(());
+            }
+            table.update_computed(&SnapshotSource::new(snapshot), &defs, touched, now, threads)
+        };
         if cached.seq == 0 && cached.table.persons.is_empty() {
             cached.table = ProfileTable::load(store, project, keys)?;
             cached.seq = last_seq(snapshot);
             cached.fit = fit;
-            cached
-                .table
-                .update_computed(&source, &defs, &[], now, threads)?;
+            computed(&mut cached.table, &[])?;
         } else {
             let (touched, top) = touched_since(snapshot, cached.seq);
             if !touched.is_empty() {
                 cached.table.refresh(store, project, &touched)?;
             }
-            cached
-                .table
-                .update_computed(&source, &defs, &touched, now, threads)?;
+            computed(&mut cached.table, &touched)?;
             cached.seq = top;
             cached.table.ensure_columns(store, project, keys)?;
             if cached.fit != fit {

@@ -786,6 +786,7 @@ pub(crate) async fn refresh_segments(
     check_admin(&state, &headers, peer)?;
     let project = state.store.project(&name)?;
     let results = blocking(&state, "segment refresh", move |s| {
+        let _round = s.segment_rounds.lock().expect("segment round lock");
         lodestar_analytics::jobs::refresh_segments(
             &s.store,
             &project,

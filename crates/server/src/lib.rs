@@ -96,6 +96,9 @@ pub struct AppState {
     pub(crate) profiles: lodestar_analytics::profiles::ProfileCache,
     /// How webhook exports retry a batch.
     pub(crate) webhook_retry: webhook::RetryPolicy,
+    /// Held by every round that updates segment memberships (minutely, hourly, on request),
+    /// so that an older evaluation never overwrites a newer one.
+    pub(crate) segment_rounds: std::sync::Mutex<()>,
 }
 
 impl AppState {
@@ -110,6 +113,7 @@ impl AppState {
             in_flight: tokio::sync::Semaphore::new(config.max_in_flight.max(1)),
             analysis_threads: std::thread::available_parallelism().map_or(2, |n| n.get()),
             profiles: Default::default(),
+            segment_rounds: std::sync::Mutex::new(()),
             webhook_retry: webhook::RetryPolicy::default(),
         })
     }
@@ -130,6 +134,7 @@ async fn follow_segments(state: Arc<AppState>) {
             let mut cursors = cursors.lock().expect("cursor lock");
             for project in state.store.projects().unwrap_or_default() {
                 let since = cursors.get(&project.id).copied().unwrap_or(0);
+                let _round = state.segment_rounds.lock().expect("segment round lock");
                 match lodestar_analytics::jobs::refresh_segments_touched(
                     &state.store,
                     &project,
@@ -190,6 +195,7 @@ async fn record_derived(state: Arc<AppState>) {
                         tracing::warn!(project = %project.name, error = %e, "stage changes not recorded")
                     }
                 }
+                let _round = state.segment_rounds.lock().expect("segment round lock");
                 match lodestar_analytics::jobs::refresh_segments(
                     &state.store,
                     &project,
