@@ -297,11 +297,6 @@ impl ProfileTable {
         self.columns.get(key)
     }
 
-    /// Whether every key is loaded.
-    pub fn has_columns(&self, keys: &[String]) -> bool {
-        keys.iter().all(|k| self.columns.contains_key(k))
-    }
-
     /// A score (one of [`SCORES`]) at a position, NaN for none.
     pub(crate) fn score(&self, which: usize, at: Option<usize>) -> f64 {
         at.and_then(|at| self.scores.get(which).and_then(|s| s.get(at)).copied())
@@ -341,9 +336,10 @@ impl ProfileTable {
                 ..Column::default()
             })
             .collect();
-        let persons: Vec<u64> = self.persons.clone();
+        // One pass over every profile (a person the table does not hold yet gets every column
+        // when they join).
         let slots = &self.slots;
-        store.for_each_traits(project.id, Some(&persons), &mut |person, text| {
+        store.for_each_traits(project.id, None, &mut |person, text| {
             if let (Some(text), Some(&s)) = (text, slots.get(person as usize))
                 && s > 0
             {
