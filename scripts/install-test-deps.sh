@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # Installs what the end-to-end tests (tests/e2e) need: the Python packages pinned in
-# requirements-test.txt, and Debian's fiu-utils (fiu-run, fiu-ctrl) for fault injection.
+# requirements-test.txt (Playwright drives the browser), Debian's fiu-utils (fiu-run,
+# fiu-ctrl) for fault injection, and Debian's Chromium with a CJK font for the dashboard.
 # Safe to run again: it only installs what is missing, and returns quickly when nothing is.
-# 安装端到端测试所需的依赖（Python 包与 fiu-utils）；可重复执行。
+# 安装端到端测试所需的依赖（Python 包、fiu-utils、Chromium 与中文字体）；可重复执行。
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -60,4 +61,12 @@ if ! command -v fiu-run >/dev/null 2>&1 || ! command -v fiu-ctrl >/dev/null 2>&1
   apt_install fiu-utils
 fi
 
-echo "install-test-deps: python packages and fiu-utils are installed"
+# --- the dashboard's browser tests: Debian's Chromium, and a font with Chinese glyphs ------
+if ! command -v chromium >/dev/null 2>&1; then
+  apt_install chromium
+fi
+if [ ! -d /usr/share/fonts/truetype/wqy ]; then
+  apt_install fonts-wqy-microhei
+fi
+
+echo "install-test-deps: python packages, fiu-utils, chromium and fonts are installed"

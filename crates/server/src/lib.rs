@@ -10,6 +10,7 @@ pub mod error;
 mod handlers;
 mod metrics;
 mod privacy;
+mod ui;
 pub mod webhook;
 
 use std::net::SocketAddr;
@@ -226,6 +227,8 @@ pub fn router(state: Arc<AppState>) -> Router {
     Router::new()
         .route("/v1/{call}", post(handlers::ingest))
         .route("/healthz", get(handlers::healthz))
+        .route("/", get(ui::index))
+        .route("/app/{*path}", get(ui::asset))
         .route("/metrics", get(handlers::metrics))
         .route(
             "/api/admin/projects",

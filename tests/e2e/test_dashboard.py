@@ -1,0 +1,158 @@
+"""The dashboard in a real headless Chromium (Debian's, driven by Playwright) against a server
+with demo data: each page renders its charts with the numbers the API gives, a profile opens
+from a search, the language switches. The screenshots it takes go to docs/screenshots/."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import os
+import time
+
+import pytest
+import requests
+
+from harness import REPO_ROOT
+
+playwright = pytest.importorskip("playwright.sync_api")
+
+CHROMIUM = os.environ.get("LODESTAR_CHROMIUM", "/usr/bin/chromium")
+SHOTS = REPO_ROOT / "docs" / "screenshots"
+# Flags for a sandboxed machine without a network (see the install script).
+FLAGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
+
+
+@pytest.fixture
+def demo(make_server):
+    srv = make_server(start=False)
+    srv.ws.cli("demo", "--users", "600", "--days", "200", "--no-serve", timeout=600)
+    srv.start()
+    return srv
+
+
+@pytest.fixture
+def browser():
+    if not os.path.exists(CHROMIUM):
+        pytest.fail(f"no Chromium at {CHROMIUM}: run scripts/install-test-deps.sh")
+    with playwright.sync_playwright() as p:
+        b = p.chromium.launch(executable_path=CHROMIUM, args=FLAGS)
+        yield b
+        b.close()
+
+
+def api(srv, path, body=None):
+    url = f"{srv.url}{path}"
+    r = requests.post(url, json=body, timeout=60) if body is not None else requests.get(url, timeout=60)
+    assert r.ok, r.text
+    return r.json()
+
+
+def open_page(page, srv, route, ready):
+    started = time.monotonic()
+    page.goto(f"{srv.url}/#/{route}")
+    page.wait_for_selector(f"body[data-ready={ready}]", timeout=30_000)
+    return time.monotonic() - started
+
+
+def test_pages_show_the_apis_numbers_in_both_languages(demo, browser):
+    SHOTS.mkdir(parents=True, exist_ok=True)
+    errors: list[str] = []
+    page = browser.new_page(viewport={"width": 1366, "height": 900})
+    page.on("pageerror", lambda e: errors.append(str(e)))
+    page.add_init_script("localStorage.setItem('lodestar.lang', 'en'); localStorage.setItem('lodestar.theme', 'light')")
+    to = (dt.datetime.now(dt.timezone.utc) - dt.timedelta(days=1)).date()
+    frm = to - dt.timedelta(days=89)
+    route = f"overview?project=demo&from={frm}&to={to}"
+
+    # Overview: every stage count and the revenue equal the API's.
+    took = open_page(page, demo, route, "overview")
+    assert not page.is_visible("#error"), page.inner_text("#error")
+    stages = api(demo, "/api/projects/demo/analyses/stages",
+                 {"date_from": str(frm), "date_to": str(to), "interval": "month"})
+    last = stages["points"][-1]["counts"]
+    for (key, _zh), count in zip(stages["stages"], last):
+        shown = page.inner_text(f"[data-testid=kpi-{key}] .value")
+        assert int(shown.replace(",", "")) == count, (key, shown, count)
+    revenue = api(demo, "/api/projects/demo/analyses/trends",
+                  {"series": [{"event": "Order Completed", "math": "sum"}], "date_from": str(frm),
+                   "date_to": str(to), "interval": "week"})
+    shown = float(page.inner_text("[data-testid=kpi-revenue] .value").replace(",", ""))
+    assert abs(shown - revenue["series"][0]["total"]) < 0.01
+    # Four charts, each drawn (ECharts draws on a canvas).
+    assert page.locator(".chart canvas").count() >= 4
+    page.screenshot(path=str(SHOTS / "overview.png"), full_page=True)
+    print(f"overview ready in {took:.3f} s")
+
+    # The language switches, and the numbers stay.
+    page.click("[data-testid=lang]")
+    page.wait_for_selector("body[data-ready=overview]")
+    assert page.inner_text("[data-testid=nav-overview]") == "概览"
+    assert "成长期" in page.inner_text("[data-testid=kpi-growth]")
+    page.screenshot(path=str(SHOTS / "overview-zh.png"), full_page=True)
+    page.click("[data-testid=lang]")
+    page.wait_for_selector("body[data-ready=overview]")
+    assert page.inner_text("[data-testid=nav-overview]") == "Overview"
+
+    # A profile opened from a search by user id shows what the API says.
+    member = api(demo, "/api/projects/demo/segments")
+    tagged = next(s for s in member["segments"] if s["tag"] and s["size"] > 0)
+    person = api(demo, f"/api/projects/demo/segments/{tagged['id']}/members?limit=1")
+    pid = (person.get("members") or person)[0]
+    view = api(demo, f"/api/projects/demo/persons?id={pid}")
+    user_id = view["profile"]["user_ids"][0]
+    open_page(page, demo, "users?project=demo", "users")
+    page.fill("[data-testid=search]", user_id)
+    page.press("[data-testid=search]", "Enter")
+    page.wait_for_selector("[data-testid=profile]", timeout=30_000)
+    text = page.inner_text("[data-testid=profile]")
+    assert user_id in text
+    assert tagged["name"] in text
+    for key, value in view["computed"].items():
+        assert key in text
+    assert page.locator("[data-testid=timeline] tr").count() > 1
+    page.screenshot(path=str(SHOTS / "user.png"), full_page=False)
+    open_page(page, demo, "users?project=demo&q=nobody-has-this-id", "users")
+    assert page.is_visible("[data-testid=not-found]")
+
+    # Segments: the saved ones with their sizes.
+    open_page(page, demo, "segments?project=demo", "segments")
+    listing = page.inner_text("[data-testid=segments]")
+    for s in member["segments"]:
+        assert s["name"] in listing
+        assert f"{s['size']:,}" in listing
+    page.screenshot(path=str(SHOTS / "segments.png"), full_page=True)
+
+    for name, ready in [("settings", "settings"), ("journeys", "journeys")]:
+        open_page(page, demo, f"{name}?project=demo", ready)
+        assert not page.is_visible("#error")
+        page.screenshot(path=str(SHOTS / f"{name}.png"), full_page=True)
+
+    # Dark theme at tablet width.
+    page.set_viewport_size({"width": 820, "height": 1100})
+    open_page(page, demo, route, "overview")
+    page.click("[data-testid=theme]")
+    page.wait_for_selector("body[data-ready=overview]")
+    assert page.evaluate("document.documentElement.dataset.theme") == "dark"
+    page.screenshot(path=str(SHOTS / "overview-dark-tablet.png"), full_page=True)
+    assert not errors, errors
+
+
+def test_an_empty_project_and_a_bad_range_are_told_in_plain_words(make_server, browser):
+    srv = make_server()
+    page = browser.new_page()
+    page.add_init_script("localStorage.setItem('lodestar.lang', 'en')")
+    open_page(page, srv, f"overview?project={srv.project}", "overview")
+    assert not page.is_visible("#error"), page.inner_text("#error")
+    assert page.inner_text("[data-testid=kpi-growth] .value") == "0"
+    # The end before the start: the server's message, naming the field, shown as is.
+    open_page(page, srv, f"overview?project={srv.project}&from=2026-05-01&to=2026-04-01", "overview")
+    assert page.is_visible("#error")
+    assert "date" in page.inner_text("#error")
