@@ -128,6 +128,53 @@ def test_pages_show_the_apis_numbers_in_both_languages(demo, browser):
     for s in member["segments"]:
         assert s["name"] in listing
         assert f"{s['size']:,}" in listing
+
+    # Analyses: the funnel, retention and RFM tables are the API's; a funnel's drop-offs
+    # become a segment of exactly those persons.
+    steps = "Product Viewed,Product Added,Order Completed"
+    open_page(page, demo, f"analyses/funnel?project=demo&steps={steps}&window=7d&from={frm}&to={to}", "analyses")
+    funnel = api(demo, "/api/projects/demo/analyses/funnel",
+                 {"steps": steps.split(","), "window": "7d", "date_from": str(frm), "date_to": str(to)})
+    rows = page.locator("[data-testid=funnel] tr")
+    for i, step in enumerate(funnel["steps"]):
+        cells = rows.nth(i + 1).inner_text().split("\t")
+        assert int(cells[1].replace(",", "")) == step["persons"], (cells, step)
+    assert page.locator(".chart canvas").count() >= 1
+    page.screenshot(path=str(SHOTS / "funnel.png"), full_page=True)
+    page.click("[data-testid=save-dropped-2]")
+    page.wait_for_selector("[data-testid=members]", timeout=30_000)
+    saved = [s for s in api(demo, "/api/projects/demo/segments")["segments"] if s.get("definition", {}).get("from_analysis")]
+    assert saved and saved[-1]["size"] == funnel["steps"][2]["dropped"]
+    open_page(page, demo, f"analyses/retention?project=demo&from={frm}&to={to}", "analyses")
+    retention = api(demo, "/api/projects/demo/analyses/retention",
+                    {"start_event": "Signed Up", "return_event": "Order Completed", "interval": "week",
+                     "periods": 8, "date_from": str(frm), "date_to": str(to)})
+    table = page.inner_text("[data-testid=retention]")
+    for cohort in retention["cohorts"]:
+        assert cohort["date"] in table
+    first = page.locator("[data-testid=retention] tr").nth(1).inner_text().split("\t")
+    assert [int(x.replace(",", "")) for x in first[1:]] == retention["cohorts"][0]["values"]
+    page.screenshot(path=str(SHOTS / "retention.png"), full_page=True)
+    open_page(page, demo, f"analyses/rfm_grid?project=demo&from={frm}&to={to}", "analyses")
+    rfm = api(demo, "/api/projects/demo/analyses/rfm", {"date_from": str(frm), "date_to": str(to)})
+    rfm_rows = page.locator("[data-testid=rfm] tr")
+    for i, layer in enumerate(rfm["layers"]):
+        assert int(rfm_rows.nth(i + 1).inner_text().split("\t")[1].replace(",", "")) == layer["persons"]
+    page.screenshot(path=str(SHOTS / "rfm.png"), full_page=True)
+
+    # The builder: a tree typed in, its live size the API's preview, saved, members exported.
+    tree = {"type": "and", "all": [{"type": "did", "event": "Order Completed", "min": 2},
+                                   {"type": "stage", "in": ["dormant", "churned"]}]}
+    want = api(demo, "/api/projects/demo/segments/preview", {"condition": tree, "sample": 0})["size"]
+    open_page(page, demo, "segments?project=demo", "segments")
+    page.fill("[data-testid=tree]", json.dumps(tree))
+    page.wait_for_function(f"document.querySelector('#psize').dataset.size === '{want}'", timeout=30_000)
+    page.fill("[data-testid=segment-name]", "Repeat buyers now asleep")
+    page.click("[data-testid=save-segment]")
+    page.wait_for_selector("[data-testid=members]", timeout=30_000)
+    href = page.get_attribute("[data-testid=export]", "href")
+    csv = requests.get(f"{demo.url}{href}", timeout=60)
+    assert csv.ok and len(csv.text.strip().splitlines()) == want + 1, csv.text[:200]
     page.screenshot(path=str(SHOTS / "segments.png"), full_page=True)
 
     for name, ready in [("settings", "settings"), ("journeys", "journeys")]:

@@ -23,6 +23,14 @@ const TEXT = {
     error_network: "The server did not answer. Is it running?",
     no_projects: "No projects yet. Create one with `lodestar projects create NAME`.",
     event: "Event", time: "Time", value: "Value",
+    funnel: "Funnel", retention: "Retention", rfm_grid: "RFM", trends: "Trends",
+    steps: "Steps (comma-separated)", window: "Window", run: "Run", persons: "Persons",
+    conversion: "Conversion", dropped: "Dropped", save_dropped: "Save as segment",
+    start_event: "Start event", return_event: "Return event", interval: "Interval",
+    cohort: "Cohort", layer: "Layer", share: "Share", monetary: "Monetary", series: "Event",
+    math: "Measure", condition: "Condition (JSON)", preview: "Preview", save: "Save",
+    members: "Members", export_csv: "Export CSV", segment_name: "Segment name",
+    preview_size: "Members now", of: "of", saved: "Saved.", add: "Add",
   },
   zh: {
     overview: "概览", users: "用户", analyses: "分析", segments: "分群",
@@ -43,6 +51,14 @@ const TEXT = {
     error_network: "服务器没有响应，请确认它正在运行。",
     no_projects: "还没有项目。请用 `lodestar projects create 名称` 创建。",
     event: "事件", time: "时间", value: "数值",
+    funnel: "漏斗", retention: "留存", rfm_grid: "RFM", trends: "趋势",
+    steps: "步骤（逗号分隔）", window: "转化窗口", run: "计算", persons: "人数",
+    conversion: "转化率", dropped: "流失", save_dropped: "保存为分群",
+    start_event: "起始事件", return_event: "回访事件", interval: "周期",
+    cohort: "同期群", layer: "分层", share: "占比", monetary: "消费额", series: "事件",
+    math: "指标", condition: "条件（JSON）", preview: "预览", save: "保存",
+    members: "成员", export_csv: "导出 CSV", segment_name: "分群名称",
+    preview_size: "当前人数", of: "/", saved: "已保存。", add: "添加",
   },
 };
 
@@ -253,14 +269,183 @@ function profile(p) {
   </div>`;
 }
 
-async function segments() {
-  const data = await api(`/api/projects/${encodeURIComponent(project())}/segments`);
+const KINDS = ["funnel", "retention", "rfm_grid", "trends"];
+
+/** A form of text inputs from [name, label, value] triples; submits into the URL. */
+function paramForm(id, fields) {
+  return `<form class="row" id="${id}">${fields.map(([name, label, value]) =>
+    `<label>${t(label)} <input name="${name}" value="${esc(value)}" data-testid="p-${name}" ${name === "from" || name === "to" ? 'type="date"' : ""}></label>`).join("")}
+    <button class="primary" type="submit">${t("run")}</button></form>`;
+}
+
+async function analyses(params, rest) {
+  const kind = KINDS.includes(rest[0]) ? rest[0] : "funnel";
+  const { from, to } = range(params);
+  const sub = KINDS.map((k) => `<a href="#/analyses/${k}?project=${encodeURIComponent(project())}" class="${k === kind ? "active" : ""}" data-testid="kind-${k}">${t(k)}</a>`).join("");
+  const fields = {
+    funnel: [["steps", "steps", params.get("steps") || "Product Viewed,Product Added,Order Completed"], ["window", "window", params.get("window") || "7d"]],
+    retention: [["start_event", "start_event", params.get("start_event") || "Signed Up"], ["return_event", "return_event", params.get("return_event") || "Order Completed"], ["interval", "interval", params.get("interval") || "week"]],
+    rfm_grid: [],
+    trends: [["event", "series", params.get("event") || "Order Completed"], ["math", "math", params.get("math") || "total"], ["interval", "interval", params.get("interval") || "week"]],
+  }[kind];
+  $("#view").innerHTML = `<h1>${t("analyses")}</h1><nav class="row sub">${sub}</nav>
+    ${paramForm("params", [...fields, ["from", "from", from], ["to", "to", to]])}
+    <div class="card"><div class="chart" id="c-main"></div></div><div class="card" id="table" style="margin-top:12px"></div>`;
+  $("#params").addEventListener("submit", (e) => {
+    e.preventDefault();
+    go("analyses", { project: project(), ...Object.fromEntries(new FormData(e.target)) }, [kind]);
+  });
+  const dates = { date_from: from, date_to: to };
+  if (kind === "funnel") {
+    const steps = (params.get("steps") || fields[0][2]).split(",").map((x) => x.trim()).filter(Boolean);
+    const window = params.get("window") || "7d";
+    const r = await analysis("funnel", { steps, window, ...dates });
+    chart($("#c-main"), {
+      tooltip: {}, xAxis: { type: "category", data: r.steps.map((x) => x.event) }, yAxis: { type: "value" },
+      series: [{ type: "bar", data: r.steps.map((x) => x.persons), label: { show: true, position: "top" } }],
+    });
+    $("#table").innerHTML = `<table data-testid="funnel"><tr><th>${t("event")}</th><th>${t("persons")}</th><th>${t("conversion")}</th><th>${t("dropped")}</th><th></th></tr>
+      ${r.steps.map((x, i) => `<tr><td>${esc(x.event)}</td><td>${fmt(x.persons)}</td><td>${fmt(Math.round(x.conversion_from_first * 1000) / 10)}%</td>
+        <td>${fmt(x.dropped)}</td><td>${i > 0 && x.dropped > 0 ? `<button data-drop="${i}" data-testid="save-dropped-${i}">${t("save_dropped")}</button>` : ""}</td></tr>`).join("")}</table>`;
+    document.querySelectorAll("[data-drop]").forEach((b) => b.addEventListener("click", async () => {
+      const at = Number(b.dataset.drop);
+      const name = `${steps[at - 1]} → ${steps[at]} ${t("dropped")} ${from}…${to}`;
+      const made = await api(`/api/projects/${encodeURIComponent(project())}/segments`, {
+        name, from_analysis: { kind: "funnel", params: { steps, window, ...dates, dropped_at: at } },
+      });
+      go("segments", { project: project(), id: made.id });
+    }));
+  } else if (kind === "retention") {
+    const r = await analysis("retention", {
+      start_event: params.get("start_event") || fields[0][2], return_event: params.get("return_event") || fields[1][2],
+      interval: params.get("interval") || "week", periods: 8, ...dates,
+    });
+    const cells = [];
+    // Period k (1…) of cohort y, as % of the cohort.
+    r.cohorts.forEach((c, y) => c.values.forEach((v, k) => { if (k > 0) cells.push([k - 1, y, c.values[0] ? Math.round((v / c.values[0]) * 1000) / 10 : 0]); }));
+    $("#c-main").style.height = `${Math.max(320, 60 + r.cohorts.length * 26)}px`;
+    chart($("#c-main"), {
+      tooltip: {}, grid: { left: 90 },
+      xAxis: { type: "category", data: [...Array(9).keys()].slice(1) },
+      yAxis: { type: "category", data: r.cohorts.map((c) => `${c.date} (${c.values[0]})`), inverse: true },
+      visualMap: { min: 0, max: Math.max(1, ...cells.map((c) => c[2])), orient: "horizontal", left: "center", bottom: 0, calculable: true },
+      series: [{ type: "heatmap", data: cells, label: { show: true } }],
+    });
+    $("#table").innerHTML = `<table data-testid="retention"><tr><th>${t("cohort")}</th>${[...Array(9).keys()].map((i) => `<th>${i}</th>`).join("")}</tr>
+      ${r.cohorts.map((c) => `<tr><td>${esc(c.date)}</td>${c.values.map((v) => `<td>${fmt(v)}</td>`).join("")}</tr>`).join("")}</table>`;
+  } else if (kind === "rfm_grid") {
+    const r = await analysis("rfm", dates);
+    const cells = [];
+    r.grid_persons.forEach((row, ri) => row.forEach((v, fi) => cells.push([fi, ri, v])));
+    chart($("#c-main"), {
+      tooltip: {}, xAxis: { type: "category", name: "F", data: [1, 2, 3, 4, 5] },
+      yAxis: { type: "category", name: "R", data: [1, 2, 3, 4, 5] },
+      visualMap: { min: 0, max: Math.max(1, ...cells.map((c) => c[2])), orient: "horizontal", left: "center", bottom: 0 },
+      series: [{ type: "heatmap", data: cells, label: { show: true } }],
+    });
+    $("#table").innerHTML = `<table data-testid="rfm"><tr><th>${t("layer")}</th><th>${t("persons")}</th><th>${t("share")}</th><th>${t("monetary")}</th></tr>
+      ${r.layers.map((l) => `<tr><td>${esc(lang === "zh" ? l.name_zh : l.name)}</td><td>${fmt(l.persons)}</td><td>${fmt(Math.round(l.share * 1000) / 10)}%</td><td>${fmt(Math.round(l.monetary))}</td></tr>`).join("")}</table>`;
+  } else {
+    const r = await analysis("trends", {
+      series: [{ event: params.get("event") || fields[0][2], math: params.get("math") || "total" }],
+      interval: params.get("interval") || "week", ...dates,
+    });
+    const sr = r.series[0] || { labels: [], values: [], total: 0 };
+    chart($("#c-main"), {
+      tooltip: { trigger: "axis" }, xAxis: { type: "category", data: sr.labels }, yAxis: { type: "value" },
+      series: [{ type: "line", data: sr.values }],
+    });
+    $("#table").innerHTML = `<table data-testid="trends"><tr><th>${t("time")}</th><th>${t("value")}</th></tr>
+      ${sr.labels.map((l, i) => `<tr><td>${esc(l)}</td><td>${fmt(sr.values[i])}</td></tr>`).join("")}</table>`;
+  }
+}
+
+/** Condition nodes the builder can add, as JSON. */
+const TEMPLATES = {
+  trait: { type: "trait", property: "plan", op: "eq", value: "pro" },
+  did: { type: "did", event: "Order Completed", min: 2, days: 90 },
+  stage: { type: "stage", in: ["dormant"] },
+  rfm: { type: "rfm", in: ["champions", "loyal"] },
+  score: { type: "score", score: "clv", op: "gt", value: 500 },
+  computed: { type: "computed", name: "spend_90d", op: "gt", value: 500 },
+};
+
+function segmentBuilder() {
+  const base = { type: "and", all: [TEMPLATES.did, TEMPLATES.stage] };
+  return `<div class="card" style="margin-bottom:12px"><h2>${t("condition")}</h2>
+    <div class="row">${Object.keys(TEMPLATES).map((k) => `<button type="button" data-add="${k}">${t("add")} ${k}</button>`).join("")}</div>
+    <textarea id="tree" rows="10" style="width:100%;font-family:monospace" data-testid="tree">${esc(JSON.stringify(base, null, 2))}</textarea>
+    <div class="row"><span class="muted">${t("preview_size")}:</span> <b data-testid="preview-size" id="psize">…</b>
+      <input id="sname" placeholder="${t("segment_name")}" data-testid="segment-name">
+      <button class="primary" id="save" type="button" data-testid="save-segment">${t("save")}</button></div></div>`;
+}
+
+function bindBuilder() {
+  const tree = $("#tree");
+  let timer = null;
+  const preview = async () => {
+    // The page may have been left while the preview waited.
+    if (!$("#psize")) return;
+    let condition;
+    try {
+      condition = JSON.parse(tree.value);
+    } catch (e) {
+      $("#psize").textContent = "—";
+      showError(e.message);
+      return;
+    }
+    try {
+      const r = await api(`/api/projects/${encodeURIComponent(project())}/segments/preview`, { condition, sample: 0 });
+      if (!$("#psize")) return;
+      showError("");
+      $("#psize").textContent = `${fmt(r.size)} ${t("of")} ${fmt(r.persons)}`;
+      $("#psize").dataset.size = r.size;
+    } catch (e) {
+      if (!$("#psize")) return;
+      $("#psize").textContent = "—";
+      showError(e.message);
+    }
+  };
+  tree.addEventListener("input", () => { clearTimeout(timer); timer = setTimeout(preview, 300); });
+  document.querySelectorAll("[data-add]").forEach((b) => b.addEventListener("click", () => {
+    let current;
+    try { current = JSON.parse(tree.value); } catch (e) { current = { type: "and", all: [] }; }
+    const node = TEMPLATES[b.dataset.add];
+    const next = current.type === "and" ? { ...current, all: [...current.all, node] } : { type: "and", all: [current, node] };
+    tree.value = JSON.stringify(next, null, 2);
+    preview();
+  }));
+  $("#save").addEventListener("click", async () => {
+    try {
+      const made = await api(`/api/projects/${encodeURIComponent(project())}/segments`, {
+        name: $("#sname").value, condition: JSON.parse(tree.value),
+      });
+      go("segments", { project: project(), id: made.id });
+    } catch (e) {
+      showError(e.message);
+    }
+  });
+  preview();
+}
+
+async function segments(params) {
+  const base = `/api/projects/${encodeURIComponent(project())}/segments`;
+  const data = await api(base);
   const list = data.segments || data || [];
-  $("#view").innerHTML = `<h1>${t("segments")}</h1>${list.length ? `<div class="card"><table data-testid="segments">
+  const chosen = list.find((s) => String(s.id) === params.get("id"));
+  $("#view").innerHTML = `<h1>${t("segments")}</h1>${segmentBuilder()}${list.length ? `<div class="card"><table data-testid="segments">
     <tr><th>${t("name")}</th><th>${t("kind")}</th><th>${t("size")}</th><th>${t("evaluated")}</th></tr>
-    ${list.map((s) => `<tr><td>${esc(s.name)}${s.tag ? ` <span class="tag">${t("tags")}</span>` : ""}</td>
-      <td>${s.dynamic ? t("dynamic") : t("static")}</td><td>${fmt(s.size)}</td><td>${esc(s.evaluated_at || "")}</td></tr>`).join("")}
-    </table></div>` : `<div class="empty">${t("no_segments")}</div>`}`;
+    ${list.map((s) => `<tr><td><a href="#/segments?project=${encodeURIComponent(project())}&id=${s.id}">${esc(s.name)}</a>${s.tag ? ` <span class="tag">${t("tags")}</span>` : ""}</td>
+      <td>${s.dynamic ? t("dynamic") : t("static")}</td><td>${fmt(s.size)}</td><td>${s.evaluated_at ? esc(new Date(s.evaluated_at).toISOString().replace("T", " ").slice(0, 16)) : ""}</td></tr>`).join("")}
+    </table></div>` : `<div class="empty">${t("no_segments")}</div>`}<div id="members"></div>`;
+  bindBuilder();
+  if (chosen) {
+    const m = await api(`${base}/${chosen.id}/members?limit=50`);
+    const members = m.members || [];
+    $("#members").innerHTML = `<div class="card" style="margin-top:12px" data-testid="members"><h2>${esc(chosen.name)} · ${t("members")} (${fmt(chosen.size)})
+      <a href="${base}/${chosen.id}/export?format=csv&attributes=email,city" data-testid="export" download>${t("export_csv")}</a></h2>
+      ${members.map((p) => `<a class="tag" href="#/users?project=${encodeURIComponent(project())}&q=${p}">${p}</a>`).join("")}</div>`;
+  }
 }
 
 async function settings() {
@@ -294,6 +479,7 @@ async function render() {
     if (page === "overview") await overview(params);
     else if (page === "users") await users(params, rest);
     else if (page === "segments") await segments(params);
+    else if (page === "analyses") await analyses(params, rest);
     else if (page === "settings") await settings(params);
     else placeholder(page);
   } catch (e) {
