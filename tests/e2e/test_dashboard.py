@@ -162,6 +162,23 @@ def test_pages_show_the_apis_numbers_in_both_languages(demo, browser):
         assert int(rfm_rows.nth(i + 1).inner_text().split("\t")[1].replace(",", "")) == layer["persons"]
     page.screenshot(path=str(SHOTS / "rfm.png"), full_page=True)
 
+    # Paths, stickiness, NPS and K-factor: drawn, and their first rows are the API's.
+    checks = {
+        "paths": ({"start_event": "Application Opened"}, lambda r: r["nodes"][0]["persons"], 1),
+        "stickiness": ({}, lambda r: r["daily"][0]["dau"], 1),
+        "nps": ({"event": "Survey Answered"}, lambda r: r["all"]["periods"][0]["promoters"], 2),
+        "kfactor": ({}, lambda r: r["periods"][0]["invitations"], 2),
+    }
+    for kind, (extra, first, column) in checks.items():
+        open_page(page, demo, f"analyses/{kind}?project=demo&from={frm}&to={to}", "analyses")
+        assert not page.is_visible("#error"), (kind, page.inner_text("#error"))
+        assert page.locator(".chart canvas").count() >= 1, kind
+        want = first(api(demo, f"/api/projects/demo/analyses/{kind}", {**extra, "date_from": str(frm), "date_to": str(to)}))
+        cells = page.locator(f"[data-testid={kind}] tr").nth(1).inner_text().split("\t")
+        shown = cells[column] if kind != "stickiness" else cells[1]
+        assert float(shown.replace(",", "")) == want, (kind, cells, want)
+        page.screenshot(path=str(SHOTS / f"{kind}.png"), full_page=True)
+
     # The builder: a tree typed in, its live size the API's preview, saved, members exported.
     tree = {"type": "and", "all": [{"type": "did", "event": "Order Completed", "min": 2},
                                    {"type": "stage", "in": ["dormant", "churned"]}]}

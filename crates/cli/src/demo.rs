@@ -147,6 +147,11 @@ fn operations(
              "agg": "most_frequent", "days": 90}
         ]),
     );
+    // The synthetic shop's NPS survey event.
+    settings.defaults.insert(
+        "nps".into(),
+        serde_json::json!({"event": "Survey Answered"}),
+    );
     store.set_project_settings(project.id, &settings)?;
     let day = |t: Timestamp| t.to_rfc3339()[..10].to_string();
     let yesterday = Timestamp(now.millis() - Timestamp::DAY);

@@ -24,6 +24,9 @@ const TEXT = {
     no_projects: "No projects yet. Create one with `lodestar projects create NAME`.",
     event: "Event", time: "Time", value: "Value",
     funnel: "Funnel", retention: "Retention", rfm_grid: "RFM", trends: "Trends",
+    paths: "Paths", stickiness: "Stickiness", nps: "NPS", kfactor: "K-factor", start: "Start event",
+    promoters: "Promoters", passives: "Passives", detractors: "Detractors", invitations: "Invitations",
+    k: "K-factor", conversions: "Conversions",
     steps: "Steps (comma-separated)", window: "Window", run: "Run", persons: "Persons",
     conversion: "Conversion", dropped: "Dropped", save_dropped: "Save as segment",
     start_event: "Start event", return_event: "Return event", interval: "Interval",
@@ -52,6 +55,9 @@ const TEXT = {
     no_projects: "还没有项目。请用 `lodestar projects create 名称` 创建。",
     event: "事件", time: "时间", value: "数值",
     funnel: "漏斗", retention: "留存", rfm_grid: "RFM", trends: "趋势",
+    paths: "路径", stickiness: "粘性", nps: "NPS", kfactor: "K 因子", start: "起始事件",
+    promoters: "推荐者", passives: "中立者", detractors: "贬损者", invitations: "邀请数",
+    k: "K 因子", conversions: "转化数",
     steps: "步骤（逗号分隔）", window: "转化窗口", run: "计算", persons: "人数",
     conversion: "转化率", dropped: "流失", save_dropped: "保存为分群",
     start_event: "起始事件", return_event: "回访事件", interval: "周期",
@@ -269,7 +275,7 @@ function profile(p) {
   </div>`;
 }
 
-const KINDS = ["funnel", "retention", "rfm_grid", "trends"];
+const KINDS = ["funnel", "retention", "paths", "trends", "stickiness", "rfm_grid", "nps", "kfactor"];
 
 /** A form of text inputs from [name, label, value] triples; submits into the URL. */
 function paramForm(id, fields) {
@@ -286,6 +292,10 @@ async function analyses(params, rest) {
     funnel: [["steps", "steps", params.get("steps") || "Product Viewed,Product Added,Order Completed"], ["window", "window", params.get("window") || "7d"]],
     retention: [["start_event", "start_event", params.get("start_event") || "Signed Up"], ["return_event", "return_event", params.get("return_event") || "Order Completed"], ["interval", "interval", params.get("interval") || "week"]],
     rfm_grid: [],
+    paths: [["start_event", "start", params.get("start_event") || "Application Opened"]],
+    stickiness: [],
+    nps: [["event", "series", params.get("event") || "Survey Answered"]],
+    kfactor: [],
     trends: [["event", "series", params.get("event") || "Order Completed"], ["math", "math", params.get("math") || "total"], ["interval", "interval", params.get("interval") || "week"]],
   }[kind];
   $("#view").innerHTML = `<h1>${t("analyses")}</h1><nav class="row sub">${sub}</nav>
@@ -345,6 +355,56 @@ async function analyses(params, rest) {
     });
     $("#table").innerHTML = `<table data-testid="rfm"><tr><th>${t("layer")}</th><th>${t("persons")}</th><th>${t("share")}</th><th>${t("monetary")}</th></tr>
       ${r.layers.map((l) => `<tr><td>${esc(lang === "zh" ? l.name_zh : l.name)}</td><td>${fmt(l.persons)}</td><td>${fmt(Math.round(l.share * 1000) / 10)}%</td><td>${fmt(Math.round(l.monetary))}</td></tr>`).join("")}</table>`;
+  } else if (kind === "paths") {
+    const r = await analysis("paths", { start_event: params.get("start_event") || fields[0][2], ...dates });
+    chart($("#c-main"), {
+      tooltip: {},
+      series: [{
+        type: "sankey", left: 8, right: 140, emphasis: { focus: "adjacency" },
+        label: { formatter: (p) => p.name.replace(/^\d+_/, "") },
+        data: r.nodes.map((n) => ({ name: n.id })),
+        links: r.edges.map((e) => ({ source: e.source, target: e.target, value: e.persons })),
+      }],
+    });
+    $("#c-main").style.height = "480px";
+    charts[charts.length - 1].resize();
+    $("#table").innerHTML = `<table data-testid="paths"><tr><th>${t("event")}</th><th>${t("persons")}</th></tr>
+      ${r.nodes.map((n) => `<tr><td>${esc(n.step)}. ${esc(n.event)}</td><td>${fmt(n.persons)}</td></tr>`).join("")}</table>`;
+  } else if (kind === "stickiness") {
+    const r = await analysis("stickiness", dates);
+    chart($("#c-main"), {
+      tooltip: { trigger: "axis" }, legend: {}, xAxis: { type: "category", data: r.daily.map((d) => d.date) },
+      yAxis: { type: "value" },
+      series: ["dau", "wau", "mau"].map((k) => ({ name: k.toUpperCase(), type: "line", data: r.daily.map((d) => d[k]) })),
+    });
+    $("#table").innerHTML = `<table data-testid="stickiness"><tr><th>${t("time")}</th><th>DAU</th><th>WAU</th><th>MAU</th><th>DAU/MAU</th></tr>
+      ${r.daily.map((d) => `<tr><td>${esc(d.date)}</td><td>${fmt(d.dau)}</td><td>${fmt(d.wau)}</td><td>${fmt(d.mau)}</td><td>${fmt(Math.round(d.dau_mau * 1000) / 10)}%</td></tr>`).join("")}</table>`;
+  } else if (kind === "nps") {
+    const r = await analysis("nps", { event: params.get("event") || fields[0][2], ...dates });
+    const ps = r.all.periods;
+    chart($("#c-main"), {
+      tooltip: { trigger: "axis" }, legend: {}, xAxis: { type: "category", data: ps.map((p) => p.date) },
+      yAxis: [{ type: "value" }, { type: "value", min: -100, max: 100 }],
+      series: [
+        ...["promoters", "passives", "detractors"].map((k) => ({ name: t(k), type: "bar", stack: "n", data: ps.map((p) => p[k]) })),
+        { name: "NPS", type: "line", yAxisIndex: 1, data: ps.map((p) => p.nps) },
+      ],
+    });
+    $("#table").innerHTML = `<table data-testid="nps"><tr><th>${t("time")}</th><th>NPS</th><th>${t("promoters")}</th><th>${t("passives")}</th><th>${t("detractors")}</th></tr>
+      ${ps.map((p) => `<tr><td>${esc(p.date)}</td><td>${p.nps === null ? "—" : fmt(p.nps)}</td><td>${fmt(p.promoters)}</td><td>${fmt(p.passives)}</td><td>${fmt(p.detractors)}</td></tr>`).join("")}</table>`;
+  } else if (kind === "kfactor") {
+    const r = await analysis("kfactor", dates);
+    const ps = r.periods;
+    chart($("#c-main"), {
+      tooltip: { trigger: "axis" }, legend: {}, xAxis: { type: "category", data: ps.map((p) => p.date) },
+      yAxis: [{ type: "value" }, { type: "value" }],
+      series: [
+        { name: t("invitations"), type: "bar", data: ps.map((p) => p.invitations) },
+        { name: t("k"), type: "line", yAxisIndex: 1, data: ps.map((p) => p.k_factor) },
+      ],
+    });
+    $("#table").innerHTML = `<table data-testid="kfactor"><tr><th>${t("time")}</th><th>${t("k")}</th><th>${t("invitations")}</th><th>${t("conversions")}</th></tr>
+      ${ps.map((p) => `<tr><td>${esc(p.date)}</td><td>${fmt(p.k_factor)}</td><td>${fmt(p.invitations)}</td><td>${fmt(p.conversions)}</td></tr>`).join("")}</table>`;
   } else {
     const r = await analysis("trends", {
       series: [{ event: params.get("event") || fields[0][2], math: params.get("math") || "total" }],
