@@ -87,7 +87,12 @@ def test_pages_show_the_apis_numbers_in_both_languages(demo, browser):
     shown = float(page.inner_text("[data-testid=kpi-revenue] .value").replace(",", ""))
     assert abs(shown - revenue["series"][0]["total"]) < 0.01
     # Four charts, each drawn (ECharts draws on a canvas).
-    assert page.locator(".chart canvas").count() >= 4
+    assert page.locator(".chart canvas").count() >= 6
+    # The North Star chart: the API's weekly values.
+    star = api(demo, "/api/projects/demo/analyses/north_star",
+               {"date_from": str(frm), "date_to": str(to), "interval": "week"})
+    drawn = page.evaluate("echarts.getInstanceByDom(document.querySelector('#c-ns')).getOption().series[0].data")
+    assert drawn == star["metric"]["values"]
     page.screenshot(path=str(SHOTS / "overview.png"), full_page=True)
     print(f"overview ready in {took:.3f} s")
 
@@ -192,6 +197,9 @@ def test_pages_show_the_apis_numbers_in_both_languages(demo, browser):
     href = page.get_attribute("[data-testid=export]", "href")
     csv = requests.get(f"{demo.url}{href}", timeout=60)
     assert csv.ok and len(csv.text.strip().splitlines()) == want + 1, csv.text[:200]
+    # Its entries, as recorded.
+    history = page.inner_text("[data-testid=history]")
+    assert history.count("entered") == want
     page.screenshot(path=str(SHOTS / "segments.png"), full_page=True)
 
     for name, ready in [("settings", "settings"), ("journeys", "journeys")]:

@@ -147,6 +147,18 @@ fn operations(
              "agg": "most_frequent", "days": 90}
         ]),
     );
+    // North Star: weekly buyers, with the steps before a purchase as drivers.
+    settings.defaults.insert(
+        "north_star".into(),
+        serde_json::json!({
+            "metric": {"name": "weekly buyers / 每周购买人数", "event": "Order Completed", "math": "unique"},
+            "drivers": [
+                {"name": "viewers / 浏览人数", "event": "Product Viewed", "math": "unique"},
+                {"name": "add to cart / 加购人数", "event": "Product Added", "math": "unique"},
+                {"name": "sign-ups / 注册人数", "event": "Signed Up", "math": "total"}
+            ]
+        }),
+    );
     // The synthetic shop's NPS survey event.
     settings.defaults.insert(
         "nps".into(),

@@ -26,7 +26,9 @@ const TEXT = {
     funnel: "Funnel", retention: "Retention", rfm_grid: "RFM", trends: "Trends",
     paths: "Paths", stickiness: "Stickiness", nps: "NPS", kfactor: "K-factor", start: "Start event",
     promoters: "Promoters", passives: "Passives", detractors: "Detractors", invitations: "Invitations",
-    k: "K-factor", conversions: "Conversions",
+    k: "K-factor", conversions: "Conversions", north_star: "North Star", drivers: "Drivers (share of the metric's weekly changes explained)",
+    alert_high: "above its usual range", alert_low: "below its usual range", usual: "usual",
+    history: "Entries and exits", entered: "entered", exited: "exited", no_north_star: "No North Star defined yet (Settings: defaults.north_star).",
     steps: "Steps (comma-separated)", window: "Window", run: "Run", persons: "Persons",
     conversion: "Conversion", dropped: "Dropped", save_dropped: "Save as segment",
     start_event: "Start event", return_event: "Return event", interval: "Interval",
@@ -57,7 +59,9 @@ const TEXT = {
     funnel: "漏斗", retention: "留存", rfm_grid: "RFM", trends: "趋势",
     paths: "路径", stickiness: "粘性", nps: "NPS", kfactor: "K 因子", start: "起始事件",
     promoters: "推荐者", passives: "中立者", detractors: "贬损者", invitations: "邀请数",
-    k: "K 因子", conversions: "转化数",
+    k: "K 因子", conversions: "转化数", north_star: "北极星指标", drivers: "驱动因素（解释指标每周变化的比例）",
+    alert_high: "高于正常范围", alert_low: "低于正常范围", usual: "正常范围",
+    history: "进入与退出记录", entered: "进入", exited: "退出", no_north_star: "尚未定义北极星指标（设置：defaults.north_star）。",
     steps: "步骤（逗号分隔）", window: "转化窗口", run: "计算", persons: "人数",
     conversion: "转化率", dropped: "流失", save_dropped: "保存为分群",
     start_event: "起始事件", return_event: "回访事件", interval: "周期",
@@ -165,18 +169,24 @@ async function overview(params) {
   const { from, to } = range(params);
   const view = $("#view");
   view.innerHTML = `<h1>${t("overview")}</h1>${rangeForm("overview", params, from, to)}
+    <div id="alerts"></div>
     <div class="kpis" id="kpis"></div>
     <div class="grid">
+      <div class="card"><h2>${t("north_star")}</h2><div class="chart" id="c-ns"></div></div>
+      <div class="card"><h2>${t("drivers")}</h2><div class="chart" id="c-drivers"></div></div>
       <div class="card"><h2>${t("stages_now")}</h2><div class="chart" id="c-stages"></div></div>
       <div class="card"><h2>${t("flows")} <span class="muted">${from} → ${to}</span></h2><div class="chart" id="c-flows"></div></div>
       <div class="card"><h2>${t("lifecycle")}</h2><div class="chart" id="c-lifecycle"></div></div>
       <div class="card"><h2>${t("revenue")}</h2><div class="chart" id="c-revenue"></div></div>
     </div>`;
   bindRange("overview", params);
-  const [stages, lifecycle, revenue] = await Promise.all([
+  const settings = await api(`/api/projects/${encodeURIComponent(project())}/settings`);
+  const ns = settings.defaults && settings.defaults.north_star;
+  const [stages, lifecycle, revenue, star] = await Promise.all([
     analysis("stages", { date_from: from, date_to: to, interval: "month" }),
     analysis("lifecycle", { date_from: from, date_to: to, interval: "month" }),
     analysis("trends", { series: [{ event: "Order Completed", math: "sum" }], date_from: from, date_to: to, interval: "week" }),
+    ns ? analysis("north_star", { date_from: from, date_to: to, interval: "week" }) : Promise.resolve(null),
   ]);
   const last = stages.points[stages.points.length - 1];
   const names = stages.stages.map(([key]) => key);
@@ -210,7 +220,37 @@ async function overview(params) {
       name: t(k), type: "bar", stack: "all", data: periods.map((p) => p[k]),
     })),
   });
+  if (star) {
+    chart($("#c-ns"), {
+      tooltip: { trigger: "axis" }, legend: {}, xAxis: { type: "category", data: star.labels }, yAxis: { type: "value" },
+      series: [star.metric, ...star.drivers].map((m, i) => ({ name: m.name, type: "line", lineStyle: { width: i ? 1 : 3 }, data: m.values })),
+    });
+    const att = star.attribution;
+    chart($("#c-drivers"), att ? {
+      tooltip: {}, xAxis: { type: "value", max: 1 }, yAxis: { type: "category", data: att.drivers.map((d) => d.name) },
+      series: [{ type: "bar", data: att.drivers.map((d) => Math.round(d.variance_share * 1000) / 1000), label: { show: true, position: "right" } }],
+    } : { title: { text: star.attribution_note || "", textStyle: { fontSize: 12 } } });
+  } else {
+    $("#c-ns").outerHTML = `<div class="empty">${t("no_north_star")}</div>`;
+    $("#c-drivers").closest(".card").remove();
+  }
   const s = revenue.series[0] || { values: [], labels: [], total: 0 };
+  // Alerts: the latest complete week beyond the mean ± 2 standard deviations of the ones before.
+  const alerts = [];
+  const check = (name, values) => {
+    const v = values.slice(0, -1).filter((x) => x !== null && x !== undefined);
+    if (v.length < 5) return;
+    const last = v[v.length - 1];
+    const before = v.slice(0, -1);
+    const mean = before.reduce((a, b) => a + b, 0) / before.length;
+    const sd = Math.sqrt(before.reduce((a, b) => a + (b - mean) ** 2, 0) / before.length);
+    if (sd > 0 && Math.abs(last - mean) > 2 * sd) {
+      alerts.push(`${name}: ${fmt(Math.round(last * 100) / 100)} — ${t(last > mean ? "alert_high" : "alert_low")} (${t("usual")} ${fmt(Math.round((mean - 2 * sd) * 100) / 100)}–${fmt(Math.round((mean + 2 * sd) * 100) / 100)})`);
+    }
+  };
+  check(t("revenue"), s.values);
+  if (star) check(star.metric.name, star.metric.values);
+  $("#alerts").innerHTML = alerts.map((a) => `<div class="card alert" data-testid="alert">⚠ ${esc(a)}</div>`).join("");
   $("#kpis").insertAdjacentHTML("beforeend", `<div class="card kpi" data-testid="kpi-revenue">
       <div class="muted">${t("revenue")}</div><div class="value">${fmt(Math.round(s.total * 100) / 100)}</div></div>`);
   chart($("#c-revenue"), {
@@ -505,6 +545,11 @@ async function segments(params) {
     $("#members").innerHTML = `<div class="card" style="margin-top:12px" data-testid="members"><h2>${esc(chosen.name)} · ${t("members")} (${fmt(chosen.size)})
       <a href="${base}/${chosen.id}/export?format=csv&attributes=email,city" data-testid="export" download>${t("export_csv")}</a></h2>
       ${members.map((p) => `<a class="tag" href="#/users?project=${encodeURIComponent(project())}&q=${p}">${p}</a>`).join("")}</div>`;
+    const events = await api(`/api/projects/${encodeURIComponent(project())}/segment_events?segment=${chosen.id}&limit=10000`);
+    const rows = events.segment_events.slice(-50).reverse();
+    $("#members").insertAdjacentHTML("beforeend", `<div class="card" style="margin-top:12px"><h2>${t("history")}</h2>
+      <table data-testid="history">${rows.map((e) => `<tr><td>${esc(new Date(e.at).toISOString().replace("T", " ").slice(0, 16))}</td>
+        <td><a href="#/users?project=${encodeURIComponent(project())}&q=${e.person}">${e.person}</a></td><td>${t(e.event === "segment entered" ? "entered" : "exited")}</td></tr>`).join("")}</table></div>`);
   }
 }
 
