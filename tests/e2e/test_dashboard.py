@@ -184,6 +184,22 @@ def test_pages_show_the_apis_numbers_in_both_languages(demo, browser):
         assert float(shown.replace(",", "")) == want, (kind, cells, want)
         page.screenshot(path=str(SHOTS / f"{kind}.png"), full_page=True)
 
+    # CLV: the customers and the total the API gives; the P(alive) map drawn.
+    open_page(page, demo, f"analyses/clv?project=demo&from={frm}&to={to}", "analyses")
+    clv = api(demo, "/api/projects/demo/analyses/clv", {"date_from": str(frm), "date_to": str(to)})
+    assert int(page.inner_text("[data-testid=kpi-customers] .value").replace(",", "")) == clv["customers"]
+    assert int(page.inner_text("[data-testid=kpi-clv] .value").replace(",", "")) == round(clv["clv"])
+    assert page.locator("#c-palive canvas").count() >= 1
+    page.screenshot(path=str(SHOTS / "clv.png"), full_page=True)
+    # Pinned to the overview: kept in the project's settings, listed there, and it leads back.
+    page.click("[data-testid=pin]")
+    page.wait_for_selector("[data-testid=pins]", timeout=30_000)
+    pins = api(demo, "/api/projects/demo/settings")["defaults"]["dashboard"]
+    assert pins[-1]["route"].startswith("analyses/clv?")
+    page.click("[data-testid=pins] a")
+    page.wait_for_selector("body[data-ready=analyses]")
+    assert page.is_visible("[data-testid=kpi-customers]")
+
     # The builder: a tree typed in, its live size the API's preview, saved, members exported.
     tree = {"type": "and", "all": [{"type": "did", "event": "Order Completed", "min": 2},
                                    {"type": "stage", "in": ["dormant", "churned"]}]}
@@ -201,6 +217,26 @@ def test_pages_show_the_apis_numbers_in_both_languages(demo, browser):
     history = page.inner_text("[data-testid=history]")
     assert history.count("entered") == want
     page.screenshot(path=str(SHOTS / "segments.png"), full_page=True)
+
+    # Settings: a bad default is refused with its field named; a good change is kept; a new
+    # project's write key is shown once.
+    open_page(page, demo, "settings?project=demo", "settings")
+    page.fill("[data-testid=defaults]", json.dumps({"computed": [{"name": "x", "agg": "median"}]}))
+    page.click("[data-testid=save-settings]")
+    page.wait_for_selector("#error:not([hidden])")
+    assert "defaults.computed[0].agg" in page.inner_text("#error")
+    before = api(demo, "/api/projects/demo/settings")
+    page.fill("[data-testid=defaults]", json.dumps(before["defaults"]))
+    page.fill("[data-testid=timezone]", "Asia/Shanghai")
+    page.click("[data-testid=save-settings]")
+    page.wait_for_function("document.querySelector('#saved').textContent.length > 0")
+    assert api(demo, "/api/projects/demo/settings")["timezone"] == "Asia/Shanghai"
+    page.fill("[data-testid=new-project]", "second-shop")
+    page.click("[data-testid=create-project]")
+    page.wait_for_selector("[data-testid=write-key]")
+    key = page.inner_text("[data-testid=write-key]")
+    assert key.startswith("lsk_")
+    assert key not in json.dumps(api(demo, "/api/admin/projects")), "a key is shown only once"
 
     for name, ready in [("settings", "settings"), ("journeys", "journeys")]:
         open_page(page, demo, f"{name}?project=demo", ready)

@@ -345,14 +345,26 @@ pub fn kfactor(
         .iter()
         .map(|c| (c.referrer.as_str(), None))
         .collect();
-    if !inviter_of.is_empty() {
-        (data.profiles)(&mut |p| {
-            for id in &p.user_ids {
+    match data.person_of_user {
+        // A few referrers: one lookup each instead of a pass over every profile.
+        Some(find) if inviter_of.len() < 100_000 => {
+            let ids: Vec<String> = inviter_of.keys().map(|k| k.to_string()).collect();
+            for (id, person) in ids.iter().zip(find(&ids)?) {
                 if let Some(slot) = inviter_of.get_mut(id.as_str()) {
-                    slot.get_or_insert(p.person.0);
+                    *slot = person;
                 }
             }
-        })?;
+        }
+        _ if !inviter_of.is_empty() => {
+            (data.profiles)(&mut |p| {
+                for id in &p.user_ids {
+                    if let Some(slot) = inviter_of.get_mut(id.as_str()) {
+                        slot.get_or_insert(p.person.0);
+                    }
+                }
+            })?;
+        }
+        _ => {}
     }
     let named: HashSet<u64> = inviter_of.values().flatten().copied().collect();
 

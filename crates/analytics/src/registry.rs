@@ -84,6 +84,37 @@ pub struct Data<'a> {
     pub settings: &'a ProjectSettings,
     /// Visits every canonical person's profile.
     pub profiles: &'a ProfileVisitor<'a>,
+    /// Finds the persons of user ids directly, when the data can (a store's index); without
+    /// it, analyses that need it visit every profile.
+    pub person_of_user: Option<&'a UserLookup<'a>>,
+}
+
+/// A lookup of user ids' canonical persons (None for ids nobody has), in order.
+pub type UserLookup<'a> = dyn Fn(&[String]) -> Result<Vec<Option<u64>>> + 'a;
+
+/// The analyses pinned to the dashboard's overview (`defaults.dashboard`): a list of
+/// `{"title", "route"}`, the route being the page's address in the dashboard.
+fn check_pins(value: &Value) -> std::result::Result<(), RunError> {
+    let Value::Array(pins) = value else {
+        return Err(
+            AnalyticsError::invalid("defaults.dashboard", "a list of {title, route}").into(),
+        );
+    };
+    for (i, pin) in pins.iter().enumerate() {
+        for key in ["title", "route"] {
+            if !pin
+                .get(key)
+                .is_some_and(|v| v.as_str().is_some_and(|s| !s.is_empty() && s.len() <= 2000))
+            {
+                return Err(AnalyticsError::invalid(
+                    format!("defaults.dashboard[{i}].{key}"),
+                    "a text of 1 to 2000 characters",
+                )
+                .into());
+            }
+        }
+    }
+    Ok(())
 }
 
 /// [`run`] on a project of a store: a snapshot now, its settings, its profiles.
@@ -103,10 +134,14 @@ pub fn run_on_store(
         .map_err(AnalyticsError::from)
     };
     let settings = store.project_settings(project.id)?;
+    let lookup = |users: &[String]| -> Result<Vec<Option<u64>>> {
+        Ok(store.persons_of_users(project.id, users)?)
+    };
     let data = Data {
         snapshot: &snapshot,
         settings: &settings,
         profiles: &profiles,
+        person_of_user: Some(&lookup),
     };
     run(kind, params, &data, threads)
 }
@@ -217,6 +252,10 @@ pub fn check_settings(settings: &ProjectSettings) -> std::result::Result<(), Run
         let field = format!("defaults.{kind}");
         if kind == "computed" {
             crate::computed::definitions(settings)?;
+            continue;
+        }
+        if kind == "dashboard" {
+            check_pins(value)?;
             continue;
         }
         if !ANALYSES.contains(&kind.as_str()) {

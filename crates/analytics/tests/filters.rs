@@ -182,7 +182,7 @@ proptest! {
             Ok(())
         };
         let settings = ProjectSettings { timezone: "UTC".into(), defaults: JsonMap::new() };
-        let data = Data { snapshot: &snapshot, settings: &settings, profiles: &visit };
+        let data = Data { snapshot: &snapshot, settings: &settings, profiles: &visit, person_of_user: None };
         let params = json!({"steps": ["view", "buy"], "window": "1d", "date_from": "2023-11-14", "date_to": "2023-11-15",
                             "breakdown": {"property": "plan", "limit": 2}});
         let got = registry::run("funnel", params.to_string().as_bytes(), &data, threads).unwrap();
@@ -238,6 +238,7 @@ fn bad_filters_and_breakdowns_name_the_field() {
         snapshot: &snapshot,
         settings: &settings,
         profiles: &none,
+        person_of_user: None,
     };
     let field = |extra: Value| {
         let mut params =

@@ -448,13 +448,19 @@ proptest! {
         let source = SnapshotSource::filtered(&snapshot, &filters, allowed, threads).unwrap();
         let visit = visitor(&profiles);
         let settings = ProjectSettings { timezone: zone.into(), defaults: JsonMap::new() };
-        let data = Data { snapshot: &snapshot, settings: &settings, profiles: &visit };
+        let data = Data { snapshot: &snapshot, settings: &settings, profiles: &visit, person_of_user: None };
         let got = kfactor(&data, &source, &q).unwrap();
 
         let users: HashMap<String, u64> = profiles
             .iter()
             .flat_map(|p| p.user_ids.iter().map(move |u| (u.clone(), p.person.0)))
             .collect();
+        // A direct lookup of user ids gives the same answer as visiting every profile.
+        let lookup = |ids: &[String]| -> lodestar_analytics::Result<Vec<Option<u64>>> {
+            Ok(ids.iter().map(|u| users.get(u).copied()).collect())
+        };
+        let direct = Data { person_of_user: Some(&lookup), ..data };
+        prop_assert_eq!(&kfactor(&direct, &source, &q).unwrap(), &got);
         let naive = Naive {
             rows: rows
                 .iter()
@@ -575,6 +581,7 @@ fn hand_example_has_known_k_and_cycle_time() {
         snapshot: &snapshot,
         settings: &settings,
         profiles: &visit,
+        person_of_user: None,
     };
     let spec: KFactorSpec = serde_json::from_value(json!({
         "date_from": "2026-02-02", "date_to": "2026-02-15", "timezone": "UTC"

@@ -27,6 +27,11 @@ const TEXT = {
     paths: "Paths", stickiness: "Stickiness", nps: "NPS", kfactor: "K-factor", start: "Start event",
     promoters: "Promoters", passives: "Passives", detractors: "Detractors", invitations: "Invitations",
     k: "K-factor", conversions: "Conversions", north_star: "North Star", drivers: "Drivers (share of the metric's weekly changes explained)",
+    clv: "CLV", clv_total: "Predicted CLV (12 months)", customers: "Customers", mean_p_alive: "Mean P(alive)",
+    clv_hist: "CLV distribution", p_alive_map: "Mean P(alive) by purchases (x) and weeks since first purchase at the last one (y)",
+    pin: "Pin to overview", pinned: "Pinned analyses", unpin: "Unpin", edit: "Edit", save_settings: "Save settings",
+    settings_saved: "Settings saved.", new_project: "New project", create: "Create",
+    write_key_once: "Write key (shown once — store it now)",
     alert_high: "above its usual range", alert_low: "below its usual range", usual: "usual",
     history: "Entries and exits", entered: "entered", exited: "exited", no_north_star: "No North Star defined yet (Settings: defaults.north_star).",
     steps: "Steps (comma-separated)", window: "Window", run: "Run", persons: "Persons",
@@ -60,6 +65,11 @@ const TEXT = {
     paths: "路径", stickiness: "粘性", nps: "NPS", kfactor: "K 因子", start: "起始事件",
     promoters: "推荐者", passives: "中立者", detractors: "贬损者", invitations: "邀请数",
     k: "K 因子", conversions: "转化数", north_star: "北极星指标", drivers: "驱动因素（解释指标每周变化的比例）",
+    clv: "CLV", clv_total: "预测 CLV（12 个月）", customers: "客户数", mean_p_alive: "平均存活概率",
+    clv_hist: "CLV 分布", p_alive_map: "按购买次数（x）与最近一次购买时的周数（y）的平均存活概率",
+    pin: "固定到概览", pinned: "已固定的分析", unpin: "取消固定", edit: "编辑", save_settings: "保存设置",
+    settings_saved: "设置已保存。", new_project: "新建项目", create: "创建",
+    write_key_once: "写入密钥（仅显示一次，请立即保存）",
     alert_high: "高于正常范围", alert_low: "低于正常范围", usual: "正常范围",
     history: "进入与退出记录", entered: "进入", exited: "退出", no_north_star: "尚未定义北极星指标（设置：defaults.north_star）。",
     steps: "步骤（逗号分隔）", window: "转化窗口", run: "计算", persons: "人数",
@@ -169,7 +179,7 @@ async function overview(params) {
   const { from, to } = range(params);
   const view = $("#view");
   view.innerHTML = `<h1>${t("overview")}</h1>${rangeForm("overview", params, from, to)}
-    <div id="alerts"></div>
+    <div id="alerts"></div><div id="pins"></div>
     <div class="kpis" id="kpis"></div>
     <div class="grid">
       <div class="card"><h2>${t("north_star")}</h2><div class="chart" id="c-ns"></div></div>
@@ -182,6 +192,11 @@ async function overview(params) {
   bindRange("overview", params);
   const settings = await api(`/api/projects/${encodeURIComponent(project())}/settings`);
   const ns = settings.defaults && settings.defaults.north_star;
+  const pins = (settings.defaults && settings.defaults.dashboard) || [];
+  if (pins.length) {
+    $("#pins").innerHTML = `<div class="card" style="margin-bottom:12px" data-testid="pins"><h2>${t("pinned")}</h2>
+      ${pins.map((p) => `<a class="tag" href="#/${esc(p.route)}">${esc(p.title)}</a>`).join("")}</div>`;
+  }
   const [stages, lifecycle, revenue, star] = await Promise.all([
     analysis("stages", { date_from: from, date_to: to, interval: "month" }),
     analysis("lifecycle", { date_from: from, date_to: to, interval: "month" }),
@@ -315,7 +330,7 @@ function profile(p) {
   </div>`;
 }
 
-const KINDS = ["funnel", "retention", "paths", "trends", "stickiness", "rfm_grid", "nps", "kfactor"];
+const KINDS = ["funnel", "retention", "paths", "trends", "stickiness", "rfm_grid", "clv", "nps", "kfactor"];
 
 /** A form of text inputs from [name, label, value] triples; submits into the URL. */
 function paramForm(id, fields) {
@@ -332,21 +347,55 @@ async function analyses(params, rest) {
     funnel: [["steps", "steps", params.get("steps") || "Product Viewed,Product Added,Order Completed"], ["window", "window", params.get("window") || "7d"]],
     retention: [["start_event", "start_event", params.get("start_event") || "Signed Up"], ["return_event", "return_event", params.get("return_event") || "Order Completed"], ["interval", "interval", params.get("interval") || "week"]],
     rfm_grid: [],
+    clv: [],
     paths: [["start_event", "start", params.get("start_event") || "Application Opened"]],
     stickiness: [],
     nps: [["event", "series", params.get("event") || "Survey Answered"]],
     kfactor: [],
     trends: [["event", "series", params.get("event") || "Order Completed"], ["math", "math", params.get("math") || "total"], ["interval", "interval", params.get("interval") || "week"]],
   }[kind];
-  $("#view").innerHTML = `<h1>${t("analyses")}</h1><nav class="row sub">${sub}</nav>
+  $("#view").innerHTML = `<h1>${t("analyses")} <button type="button" id="pin" data-testid="pin">＋ ${t("pin")}</button></h1><nav class="row sub">${sub}</nav>
     ${paramForm("params", [...fields, ["from", "from", from], ["to", "to", to]])}
     <div class="card"><div class="chart" id="c-main"></div></div><div class="card" id="table" style="margin-top:12px"></div>`;
   $("#params").addEventListener("submit", (e) => {
     e.preventDefault();
     go("analyses", { project: project(), ...Object.fromEntries(new FormData(e.target)) }, [kind]);
   });
+  $("#pin").addEventListener("click", () => pin(`${t(kind)} ${from} → ${to}`, location.hash.slice(2)));
   const dates = { date_from: from, date_to: to };
-  if (kind === "funnel") {
+  if (kind === "clv") {
+    const r = await analysis("clv", { ...dates, list: 100000 });
+    const values = r.list.map((c) => c.clv).filter((v) => v !== null && v !== undefined).sort((a, b) => a - b);
+    const top = values.length ? values[Math.floor(values.length * 0.99)] : 0;
+    const bins = 20;
+    const width = top / bins || 1;
+    const hist = Array(bins).fill(0);
+    values.forEach((v) => { hist[Math.min(bins - 1, Math.floor(v / width))] += 1; });
+    chart($("#c-main"), {
+      title: { text: t("clv_hist"), textStyle: { fontSize: 13 } }, tooltip: {},
+      xAxis: { type: "category", data: hist.map((_, i) => fmt(Math.round(i * width))) }, yAxis: { type: "value" },
+      series: [{ type: "bar", data: hist }],
+    });
+    // Mean P(alive) by frequency (x, capped at 10) and recency (weeks, in 10 bands).
+    const maxR = Math.max(1, ...r.list.map((c) => c.recency));
+    const sum = {};
+    r.list.forEach((c) => {
+      const key = `${Math.min(10, c.frequency)},${Math.min(9, Math.floor((c.recency / maxR) * 10))}`;
+      const e = (sum[key] = sum[key] || [0, 0]);
+      e[0] += c.p_alive; e[1] += 1;
+    });
+    $("#table").innerHTML = `<div class="kpis">
+      <div class="card kpi" data-testid="kpi-clv"><div class="muted">${t("clv_total")}</div><div class="value">${fmt(Math.round(r.clv || 0))}</div></div>
+      <div class="card kpi" data-testid="kpi-customers"><div class="muted">${t("customers")}</div><div class="value">${fmt(r.customers)}</div></div>
+      <div class="card kpi"><div class="muted">${t("mean_p_alive")}</div><div class="value">${fmt(Math.round(r.mean_p_alive * 1000) / 1000)}</div></div></div>
+      <h2>${t("p_alive_map")}</h2><div class="chart" id="c-palive"></div>`;
+    chart($("#c-palive"), {
+      tooltip: {}, xAxis: { type: "category", data: [...Array(11).keys()].map((i) => (i === 10 ? "10+" : i)) },
+      yAxis: { type: "category", data: [...Array(10).keys()].map((i) => `${fmt(Math.round((i * maxR) / 10))}`) },
+      visualMap: { min: 0, max: 1, orient: "horizontal", left: "center", bottom: 0 },
+      series: [{ type: "heatmap", label: { show: true }, data: Object.entries(sum).map(([k, [a, n]]) => [...k.split(",").map(Number), Math.round((a / n) * 100) / 100]) }],
+    });
+  } else if (kind === "funnel") {
     const steps = (params.get("steps") || fields[0][2]).split(",").map((x) => x.trim()).filter(Boolean);
     const window = params.get("window") || "7d";
     const r = await analysis("funnel", { steps, window, ...dates });
@@ -554,15 +603,56 @@ async function segments(params) {
 }
 
 async function settings() {
-  const s = await api(`/api/projects/${encodeURIComponent(project())}/settings`);
-  $("#view").innerHTML = `<h1>${t("settings")}</h1><div class="card">${table([
-    [t("timezone_setting"), esc(s.timezone)],
-    [t("defaults"), `<pre>${esc(JSON.stringify(s.defaults, null, 2))}</pre>`],
-  ])}</div>`;
+  const base = `/api/projects/${encodeURIComponent(project())}/settings`;
+  const s = await api(base);
+  $("#view").innerHTML = `<h1>${t("settings")}</h1><div class="card">
+    <label>${t("timezone_setting")} <input id="tz" value="${esc(s.timezone)}" data-testid="timezone"></label>
+    <h2 style="margin-top:12px">${t("defaults")} <span class="muted">(computed, stages, rfm, north_star, nps, dashboard …)</span></h2>
+    <textarea id="defaults" rows="18" style="width:100%;font-family:monospace" data-testid="defaults">${esc(JSON.stringify(s.defaults, null, 2))}</textarea>
+    <div class="row"><button class="primary" id="save-settings" data-testid="save-settings">${t("save_settings")}</button><span id="saved" class="muted"></span></div></div>
+    <div class="card" style="margin-top:12px"><h2>${t("new_project")}</h2>
+    <div class="row"><input id="pname" data-testid="new-project"><button id="create" data-testid="create-project">${t("create")}</button></div><div id="key"></div></div>`;
+  $("#save-settings").addEventListener("click", async () => {
+    try {
+      await put(base, { timezone: $("#tz").value, defaults: JSON.parse($("#defaults").value) });
+      showError("");
+      $("#saved").textContent = t("settings_saved");
+    } catch (e) {
+      showError(e.message);
+    }
+  });
+  $("#create").addEventListener("click", async () => {
+    try {
+      const made = await api("/api/admin/projects", { name: $("#pname").value });
+      $("#key").innerHTML = `<div>${t("write_key_once")}: <code data-testid="write-key">${esc(made.write_key)}</code></div>`;
+      const opt = document.createElement("option");
+      opt.textContent = made.project?.name || $("#pname").value;
+      $("#project").appendChild(opt);
+    } catch (e) {
+      showError(e.message);
+    }
+  });
 }
 
 function placeholder(key) {
   $("#view").innerHTML = `<h1>${t(key)}</h1><div class="empty card">${t(key === "journeys" ? "journeys_soon" : "no_data")}</div>`;
+}
+
+/** Pins an analysis (its URL) to the overview: kept in the project's settings. */
+async function pin(title, route) {
+  const base = `/api/projects/${encodeURIComponent(project())}/settings`;
+  const settings = await api(base);
+  const pins = (settings.defaults.dashboard || []).filter((p) => p.route !== route);
+  pins.push({ title, route });
+  await put(base, { ...settings, defaults: { ...settings.defaults, dashboard: pins } });
+  go("overview", { project: project() });
+}
+
+async function put(path, body) {
+  const res = await fetch(path, { method: "PUT", headers: { "content-type": "application/json" }, body: JSON.stringify(body) });
+  const data = await res.json().catch(() => null);
+  if (!res.ok) throw new Error(data?.message ? `${data.message}${data.field ? ` (${data.field})` : ""}` : `HTTP ${res.status}`);
+  return data;
 }
 
 // --- shell ---------------------------------------------------------------------------------
@@ -590,6 +680,8 @@ async function render() {
   } catch (e) {
     showError(e.message);
   }
+  // When the page had its data drawn, in ms since the document's navigation began.
+  document.body.dataset.readyMs = String(Math.round(performance.now()));
   document.body.dataset.ready = page;
 }
 

@@ -277,6 +277,15 @@ impl Store {
         derived::person_segment_events(&self.project_dir(project), persons, limit)
     }
 
+    /// The canonical person of each user id (None for ids nobody has).
+    pub fn persons_of_users(
+        &self,
+        project: ProjectId,
+        users: &[String],
+    ) -> Result<Vec<Option<u64>>> {
+        self.handle(project)?.persons_of_users(users)
+    }
+
     /// Keeps a fitted model and every buyer's scores; returns its version (id).
     pub fn record_model_fit(
         &self,

@@ -728,6 +728,29 @@ impl Project {
 
     /// The canonical person a user id (`kind` 0) or anonymous id (1) resolves to, or a
     /// person id (merged persons answer with the person they were merged into).
+    /// The canonical person of each user id (None for ids nobody has), on one connection.
+    pub(crate) fn persons_of_users(&self, users: &[String]) -> Result<Vec<Option<u64>>> {
+        let conn = self.reader()?;
+        let mut find =
+            conn.prepare("SELECT person FROM identities WHERE kind = 0 AND value = ?1")?;
+        let mut merged = conn.prepare("SELECT merged_into FROM persons WHERE id = ?1")?;
+        let mut out = Vec::with_capacity(users.len());
+        for u in users {
+            let person: Option<i64> = find.query_row(params![u], |r| r.get(0)).optional()?;
+            out.push(match person {
+                None => None,
+                Some(p) => {
+                    let into: Option<i64> = merged
+                        .query_row(params![p], |r| r.get(0))
+                        .optional()?
+                        .flatten();
+                    Some(into.unwrap_or(p) as u64)
+                }
+            });
+        }
+        Ok(out)
+    }
+
     pub(crate) fn find_person(
         &self,
         user: Option<&str>,
