@@ -93,6 +93,8 @@ def test_pages_show_the_apis_numbers_in_both_languages(demo, browser):
                {"date_from": str(frm), "date_to": str(to), "interval": "week"})
     drawn = page.evaluate("echarts.getInstanceByDom(document.querySelector('#c-ns')).getOption().series[0].data")
     assert drawn == star["metric"]["values"]
+    fits = [m for m in api(demo, "/api/projects/demo/models")["models"] if isinstance(m["summary"].get("clv"), (int, float))]
+    assert int(page.inner_text("[data-testid=kpi-clv-total] .value").replace(",", "")) == round(fits[-1]["summary"]["clv"])
     page.screenshot(path=str(SHOTS / "overview.png"), full_page=True)
     print(f"overview ready in {took:.3f} s")
 
@@ -126,6 +128,12 @@ def test_pages_show_the_apis_numbers_in_both_languages(demo, browser):
     page.screenshot(path=str(SHOTS / "user.png"), full_page=False)
     open_page(page, demo, "users?project=demo&q=nobody-has-this-id", "users")
     assert page.is_visible("[data-testid=not-found]")
+    # Search by a trait: the count is the API's.
+    city = view["profile"]["traits"]["city"]
+    want_city = api(demo, "/api/projects/demo/segments/preview",
+                    {"condition": {"type": "trait", "property": "city", "op": "eq", "value": city}, "sample": 0})["size"]
+    open_page(page, demo, f"users?project=demo&q=city%3D{city}", "users")
+    assert page.inner_text("[data-testid=matches] h2").endswith(f": {want_city:,}")
 
     # Segments: the saved ones with their sizes.
     open_page(page, demo, "segments?project=demo", "segments")

@@ -12,7 +12,7 @@ const TEXT = {
     onboarding: "Onboarding", growth: "Growth", maturity: "Maturity", dormant: "Dormant",
     churned: "Churned", resurrected: "Resurrected",
     new: "New", returning: "Returning", resurrecting: "Resurrecting", not_arrived: "Not yet arrived",
-    search: "User id, anonymous id or person id", find: "Find", not_found: "Nobody has that id.",
+    search: "User id, anonymous id, person id, or trait=value", find: "Find", matches: "Persons with", not_found: "Nobody has that id.",
     traits: "Traits", tags: "Tags", consent: "Consent", computed: "Computed attributes",
     scores: "Model scores", timeline: "Latest events", stage: "Stage", rfm: "RFM layer",
     timezone: "Time zone", in_segments: "Segments", none: "None", name: "Name", size: "Members",
@@ -50,7 +50,7 @@ const TEXT = {
     onboarding: "导入期", growth: "成长期", maturity: "成熟期", dormant: "休眠期",
     churned: "流失期", resurrected: "回流",
     new: "新增", returning: "留存", resurrecting: "回流", not_arrived: "尚未到来",
-    search: "用户 ID、匿名 ID 或人员编号", find: "查询", not_found: "没有用户使用该 ID。",
+    search: "用户 ID、匿名 ID、人员编号，或 属性=值", find: "查询", matches: "满足条件的用户", not_found: "没有用户使用该 ID。",
     traits: "属性", tags: "标签", consent: "渠道授权", computed: "计算属性",
     scores: "模型评分", timeline: "最近事件", stage: "阶段", rfm: "RFM 分层",
     timezone: "时区", in_segments: "所属分群", none: "无", name: "名称", size: "人数",
@@ -190,8 +190,13 @@ async function overview(params) {
       <div class="card"><h2>${t("revenue")}</h2><div class="chart" id="c-revenue"></div></div>
     </div>`;
   bindRange("overview", params);
-  const settings = await api(`/api/projects/${encodeURIComponent(project())}/settings`);
+  const [settings, models] = await Promise.all([
+    api(`/api/projects/${encodeURIComponent(project())}/settings`),
+    api(`/api/projects/${encodeURIComponent(project())}/models`),
+  ]);
   const ns = settings.defaults && settings.defaults.north_star;
+  // The newest customer-value fit's predicted CLV over all buyers.
+  const fit = [...models.models].reverse().find((m) => m.summary && typeof m.summary.clv === "number");
   const pins = (settings.defaults && settings.defaults.dashboard) || [];
   if (pins.length) {
     $("#pins").innerHTML = `<div class="card" style="margin-bottom:12px" data-testid="pins"><h2>${t("pinned")}</h2>
@@ -267,7 +272,8 @@ async function overview(params) {
   if (star) check(star.metric.name, star.metric.values);
   $("#alerts").innerHTML = alerts.map((a) => `<div class="card alert" data-testid="alert">⚠ ${esc(a)}</div>`).join("");
   $("#kpis").insertAdjacentHTML("beforeend", `<div class="card kpi" data-testid="kpi-revenue">
-      <div class="muted">${t("revenue")}</div><div class="value">${fmt(Math.round(s.total * 100) / 100)}</div></div>`);
+      <div class="muted">${t("revenue")}</div><div class="value">${fmt(Math.round(s.total * 100) / 100)}</div></div>
+      ${fit ? `<div class="card kpi" data-testid="kpi-clv-total"><div class="muted">${t("clv_total")}</div><div class="value">${fmt(Math.round(fit.summary.clv))}</div></div>` : ""}`);
   chart($("#c-revenue"), {
     tooltip: { trigger: "axis" }, xAxis: { type: "category", data: s.labels }, yAxis: { type: "value" },
     series: [{ type: "line", areaStyle: {}, data: s.values }],
@@ -286,6 +292,17 @@ async function users(params, rest) {
   });
   if (!q) return;
   const base = `/api/projects/${encodeURIComponent(project())}/persons`;
+  // trait=value: everyone whose trait has that value (the first 50).
+  const pair = q.match(/^([^=\s]+)\s*=\s*(.+)$/);
+  if (pair) {
+    const value = Number.isFinite(Number(pair[2])) ? Number(pair[2]) : pair[2] === "true" ? true : pair[2] === "false" ? false : pair[2];
+    const r = await api(`/api/projects/${encodeURIComponent(project())}/segments/preview`, {
+      condition: { type: "trait", property: pair[1], op: "eq", value }, sample: 50,
+    });
+    $("#person").innerHTML = `<div class="card" data-testid="matches"><h2>${t("matches")} ${esc(pair[1])} = ${esc(pair[2])}: ${fmt(r.size)}</h2>
+      ${r.sample.map((p) => `<a class="tag" href="#/users?project=${encodeURIComponent(project())}&q=${p}">${p}</a>`).join("")}</div>`;
+    return;
+  }
   let person = null;
   for (const key of /^\d+$/.test(q) ? ["id", "user_id", "anonymous_id"] : ["user_id", "anonymous_id"]) {
     try {
