@@ -187,17 +187,8 @@ fn compute(
     let num = |x: Option<f64>| x.map(|x| serde_json::json!(x));
     let value = match def.agg.as_str() {
         "count" => num(Some(picked.len() as f64)),
-        "days_active" => {
-            let mut days: Vec<i64> = picked.iter().map(|(t, _)| (now - 1 - t) / DAY_MS).collect();
-            days.dedup();
-            num(Some(days.len() as f64))
-        }
-        "sum" => num(Some(numbers.iter().sum())),
-        "avg" => {
-            num((!numbers.is_empty()).then(|| numbers.iter().sum::<f64>() / numbers.len() as f64))
-        }
-        "min" => num(numbers.iter().copied().reduce(f64::min)),
-        "max" => num(numbers.iter().copied().reduce(f64::max)),
+        "days_active" => num(Some(days_active(picked.iter().map(|(t, _)| *t), now) as f64)),
+        agg @ ("sum" | "avg" | "min" | "max") => num(numeric(agg, &numbers)),
         "first_time" => picked.first().map(|(t, _)| time_text(*t)),
         "last_time" => picked.last().map(|(t, _)| time_text(*t)),
         "first" => values.first().map(|v| (*v).clone()),
@@ -224,6 +215,26 @@ fn compute(
         _ => None,
     };
     (value.or_else(|| def.empty()), expires)
+}
+
+/// Distinct 24-hour days before `now` with an event at one of `times`.
+pub(crate) fn days_active(times: impl Iterator<Item = i64>, now: i64) -> usize {
+    let mut days: Vec<i64> = times.map(|t| (now - 1 - t) / DAY_MS).collect();
+    days.sort_unstable();
+    days.dedup();
+    days.len()
+}
+
+/// `sum` (0 of nothing), `avg`, `min` or `max` of some numbers; None for nothing to average
+/// or compare, or another aggregate.
+pub(crate) fn numeric(agg: &str, numbers: &[f64]) -> Option<f64> {
+    match agg {
+        "sum" => Some(numbers.iter().sum()),
+        "avg" => (!numbers.is_empty()).then(|| numbers.iter().sum::<f64>() / numbers.len() as f64),
+        "min" => numbers.iter().copied().reduce(f64::min),
+        "max" => numbers.iter().copied().reduce(f64::max),
+        _ => None,
+    }
 }
 
 /// An instant as RFC 3339 text (what relative-date conditions read).

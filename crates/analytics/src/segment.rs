@@ -315,10 +315,7 @@ impl Aggregate {
         match self.agg.as_str() {
             "count" => Some(picked.count() as f64),
             "days_active" => {
-                let mut days: Vec<i64> = picked.map(|i| (now - 1 - ev.ts[i]) / DAY_MS).collect();
-                days.sort_unstable();
-                days.dedup();
-                Some(days.len() as f64)
+                Some(crate::computed::days_active(picked.map(|i| ev.ts[i]), now) as f64)
             }
             agg => {
                 let values: Vec<f64> = picked
@@ -326,14 +323,9 @@ impl Aggregate {
                     .filter(|v| !v.is_nan())
                     .collect();
                 match agg {
-                    "sum" => Some(values.iter().sum()),
-                    "avg" => (!values.is_empty())
-                        .then(|| values.iter().sum::<f64>() / values.len() as f64),
-                    "min" => values.iter().copied().reduce(f64::min),
-                    "max" => values.iter().copied().reduce(f64::max),
                     "first" => values.first().copied(),
                     "last" => values.last().copied(),
-                    _ => None,
+                    agg => crate::computed::numeric(agg, &values),
                 }
             }
         }

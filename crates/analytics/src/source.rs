@@ -271,29 +271,15 @@ impl PersonSource for VecSource {
     }
 
     fn restricted_to<'s>(&'s self, persons: Vec<u64>) -> Option<Box<dyn PersonSource + 's>> {
-        let keep: Vec<bool> = self
-            .persons
-            .iter()
-            .map(|p| persons.binary_search(&p.0).is_ok())
-            .collect();
-        let pick = |v: &[PersonRows]| {
-            v.iter()
-                .zip(&keep)
-                .filter(|(_, k)| **k)
-                .map(|(p, _)| p.clone())
-                .collect()
-        };
+        let keep = |i: &usize| persons.binary_search(&self.persons[*i].0).is_ok();
+        let kept: Vec<usize> = (0..self.persons.len()).filter(keep).collect();
         Some(Box::new(VecSource {
             names: self.names.clone(),
-            persons: pick(&self.persons),
-            properties: self.properties.as_ref().map(|props| {
-                props
-                    .iter()
-                    .zip(&keep)
-                    .filter(|(_, k)| **k)
-                    .map(|(p, _)| p.clone())
-                    .collect()
-            }),
+            persons: kept.iter().map(|&i| self.persons[i].clone()).collect(),
+            properties: self
+                .properties
+                .as_ref()
+                .map(|props| kept.iter().map(|&i| props[i].clone()).collect()),
         }))
     }
 

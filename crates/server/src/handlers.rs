@@ -299,10 +299,12 @@ pub(crate) async fn list_projects(
     Ok(Json(json!({"projects": state.store.projects()?})).into_response())
 }
 
-#[derive(Deserialize)]
-pub(crate) struct WarningsQuery {
-    limit: Option<usize>,
-    before: Option<i64>,
+/// A page of a list, newest first: at most `limit` rows with ids below `before`
+/// (`…/warnings`, `…/audit`).
+#[derive(Debug, Deserialize)]
+pub(crate) struct PageQuery {
+    pub(crate) limit: Option<usize>,
+    pub(crate) before: Option<i64>,
 }
 
 /// `GET /api/projects/{name}/warnings?limit=&before=`: the ingestion warnings and the
@@ -311,7 +313,7 @@ pub(crate) async fn warnings(
     State(state): State<Arc<AppState>>,
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
     Path(name): Path<String>,
-    Query(q): Query<WarningsQuery>,
+    Query(q): Query<PageQuery>,
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
     check_admin(&state, &headers, peer)?;

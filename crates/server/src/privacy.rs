@@ -160,20 +160,13 @@ pub(crate) async fn unsuppress(
     Ok(Json(json!({"unsuppressed": removed})).into_response())
 }
 
-/// Query of `GET /api/projects/{name}/audit`.
-#[derive(Debug, Deserialize)]
-pub(crate) struct AuditQuery {
-    limit: Option<usize>,
-    before: Option<i64>,
-}
-
 /// `GET /api/projects/{name}/audit?limit=&before=`: deletions and suppressions, newest
 /// first.
 pub(crate) async fn audit(
     State(state): State<Arc<AppState>>,
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
     Path(name): Path<String>,
-    Query(q): Query<AuditQuery>,
+    Query(q): Query<crate::handlers::PageQuery>,
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
     check_admin(&state, &headers, peer)?;
