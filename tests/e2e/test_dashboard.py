@@ -6,60 +6,10 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-import os
-import time
 
-import pytest
 import requests
 
-from harness import REPO_ROOT
-
-playwright = pytest.importorskip("playwright.sync_api")
-
-CHROMIUM = os.environ.get("LODESTAR_CHROMIUM", "/usr/bin/chromium")
-SHOTS = REPO_ROOT / "docs" / "screenshots"
-# Flags for a sandboxed machine without a network (see the install script).
-FLAGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-]
-
-
-@pytest.fixture
-def demo(make_server):
-    srv = make_server(start=False)
-    srv.ws.cli("demo", "--users", "600", "--days", "200", "--no-serve", timeout=600)
-    srv.start()
-    return srv
-
-
-@pytest.fixture
-def browser():
-    if not os.path.exists(CHROMIUM):
-        pytest.fail(f"no Chromium at {CHROMIUM}: run scripts/install-test-deps.sh")
-    with playwright.sync_playwright() as p:
-        b = p.chromium.launch(executable_path=CHROMIUM, args=FLAGS)
-        yield b
-        b.close()
-
-
-def api(srv, path, body=None):
-    url = f"{srv.url}{path}"
-    r = requests.post(url, json=body, timeout=60) if body is not None else requests.get(url, timeout=60)
-    assert r.ok, r.text
-    return r.json()
-
-
-def open_page(page, srv, route, ready):
-    started = time.monotonic()
-    page.goto(f"{srv.url}/#/{route}")
-    page.wait_for_selector(f"body[data-ready={ready}]", timeout=30_000)
-    return time.monotonic() - started
+from dashboard import SHOTS, api, browser, demo, open_page  # noqa: F401 (fixtures)
 
 
 def test_pages_show_the_apis_numbers_in_both_languages(demo, browser):

@@ -7,7 +7,7 @@ use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
 
 /// (path under /app/, content type, bytes).
-const FILES: [(&str, &str, &[u8]); 4] = [
+const FILES: [(&str, &str, &[u8]); 6] = [
     (
         "index.html",
         "text/html; charset=utf-8",
@@ -17,6 +17,16 @@ const FILES: [(&str, &str, &[u8]); 4] = [
         "app.js",
         "text/javascript; charset=utf-8",
         include_bytes!("../assets/app.js"),
+    ),
+    (
+        "core.js",
+        "text/javascript; charset=utf-8",
+        include_bytes!("../assets/core.js"),
+    ),
+    (
+        "settings.js",
+        "text/javascript; charset=utf-8",
+        include_bytes!("../assets/settings.js"),
     ),
     (
         "style.css",
