@@ -3,6 +3,7 @@ driven by Playwright), API calls and page loads."""
 
 from __future__ import annotations
 
+import datetime as dt
 import os
 import time
 
@@ -59,3 +60,20 @@ def open_page(page, srv, route, ready):
     return time.monotonic() - started
 
 
+
+
+def english_page(browser):
+    """A laptop-sized page in English and the light theme, and the list its script errors
+    go to."""
+    SHOTS.mkdir(parents=True, exist_ok=True)
+    errors: list[str] = []
+    page = browser.new_page(viewport={"width": 1366, "height": 900})
+    page.on("pageerror", lambda e: errors.append(str(e)))
+    page.add_init_script("localStorage.setItem('lodestar.lang', 'en'); localStorage.setItem('lodestar.theme', 'light')")
+    return page, errors
+
+
+def last_90_days():
+    """The dashboard's default range: the 90 days up to yesterday (UTC)."""
+    to = (dt.datetime.now(dt.timezone.utc) - dt.timedelta(days=1)).date()
+    return to - dt.timedelta(days=89), to

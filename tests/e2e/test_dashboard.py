@@ -4,22 +4,16 @@ from a search, the language switches. The screenshots it takes go to docs/screen
 
 from __future__ import annotations
 
-import datetime as dt
 import json
 
 import requests
 
-from dashboard import SHOTS, api, browser, demo, open_page  # noqa: F401 (fixtures)
+from dashboard import SHOTS, api, browser, demo, english_page, last_90_days, open_page  # noqa: F401 (fixtures)
 
 
 def test_pages_show_the_apis_numbers_in_both_languages(demo, browser):
-    SHOTS.mkdir(parents=True, exist_ok=True)
-    errors: list[str] = []
-    page = browser.new_page(viewport={"width": 1366, "height": 900})
-    page.on("pageerror", lambda e: errors.append(str(e)))
-    page.add_init_script("localStorage.setItem('lodestar.lang', 'en'); localStorage.setItem('lodestar.theme', 'light')")
-    to = (dt.datetime.now(dt.timezone.utc) - dt.timedelta(days=1)).date()
-    frm = to - dt.timedelta(days=89)
+    page, errors = english_page(browser)
+    frm, to = last_90_days()
     route = f"overview?project=demo&from={frm}&to={to}"
 
     # Overview: every stage count and the revenue equal the API's.
@@ -61,9 +55,14 @@ def test_pages_show_the_apis_numbers_in_both_languages(demo, browser):
     # A profile opened from a search by user id shows what the API says.
     member = api(demo, "/api/projects/demo/segments")
     tagged = next(s for s in member["segments"] if s["tag"] and s["size"] > 0)
-    person = api(demo, f"/api/projects/demo/segments/{tagged['id']}/members?limit=1")
-    pid = (person.get("members") or person)[0]
-    view = api(demo, f"/api/projects/demo/persons?id={pid}")
+    person = api(demo, f"/api/projects/demo/segments/{tagged['id']}/members?limit=100")
+    # The first member the churn model scored (it scores persons active lately).
+    for pid in person.get("members") or person:
+        view = api(demo, f"/api/projects/demo/persons?id={pid}")
+        if any(s.get("churn_risk") is not None for s in view["scores"]):
+            break
+    else:
+        raise AssertionError("no tagged member has a churn risk")
     user_id = view["profile"]["user_ids"][0]
     open_page(page, demo, "users?project=demo", "users")
     page.fill("[data-testid=search]", user_id)
@@ -75,7 +74,19 @@ def test_pages_show_the_apis_numbers_in_both_languages(demo, browser):
     for key, value in view["computed"].items():
         assert key in text
     assert page.locator("[data-testid=timeline] tr").count() > 1
-    page.screenshot(path=str(SHOTS / "user.png"), full_page=False)
+    # Stage history: the API's steps, newest first.
+    steps = view["stage_history"]
+    assert steps and steps[-1]["to"] == view["stage"]
+    rows = page.locator("[data-testid=stage-history] tr td:first-child").all_inner_texts()
+    assert rows == [s["day"] for s in reversed(steps)]
+    # Churn risk and its factors, from the newest churn fit.
+    churn = next(s for s in view["scores"] if s.get("churn_risk") is not None)
+    shown = page.inner_text("[data-testid=churn-risk]")
+    assert shown == f"{round(churn['churn_risk'] * 1000) / 10:g}%", (shown, churn)
+    assert page.locator("[data-testid=churn-factors] tr").count() == len(churn["churn_factors"])
+    clv = next(s for s in view["scores"] if s.get("clv") is not None)
+    assert f"{clv['clv']:,.2f}".rstrip("0").rstrip(".") in page.inner_text("[data-testid=value-scores]")
+    page.screenshot(path=str(SHOTS / "user.png"), full_page=True)
     open_page(page, demo, "users?project=demo&q=nobody-has-this-id", "users")
     assert page.is_visible("[data-testid=not-found]")
     # Search by a trait: the count is the API's.
@@ -158,13 +169,42 @@ def test_pages_show_the_apis_numbers_in_both_languages(demo, browser):
     page.wait_for_selector("body[data-ready=analyses]")
     assert page.is_visible("[data-testid=kpi-customers]")
 
-    # The builder: a tree typed in, its live size the API's preview, saved, members exported.
+    # The builder: a tree put together with its controls, its live size the API's preview,
+    # saved, members exported.
     tree = {"type": "and", "all": [{"type": "did", "event": "Order Completed", "min": 2},
                                    {"type": "stage", "in": ["dormant", "churned"]}]}
     want = api(demo, "/api/projects/demo/segments/preview", {"condition": tree, "sample": 0})["size"]
     open_page(page, demo, "segments?project=demo", "segments")
-    page.fill("[data-testid=tree]", json.dumps(tree))
-    page.wait_for_function(f"document.querySelector('#psize').dataset.size === '{want}'", timeout=30_000)
+    did = page.locator("[data-testid=leaf-did]")
+    did.locator("[data-testid=f-event]").fill("Order Completed")
+    did.locator("[data-testid=f-min]").fill("2")
+    did.locator("[data-testid=f-days]").fill("")
+    page.locator("[data-testid=leaf-stage] [data-testid=c-churned]").check()
+    size_is = lambda n: page.wait_for_function(  # noqa: E731
+        f"document.querySelector('#psize').dataset.size === '{n}'", timeout=30_000)
+    size_is(want)
+    assert json.loads(page.input_value("[data-testid=tree]")) == tree
+    # A negated group added and removed again: the tree and its size follow.
+    group_tree = {**tree, "all": [*tree["all"], {"type": "not", "node": {"type": "or", "any": [
+        {"type": "trait", "property": "city", "op": "eq", "value": "Shanghai"}]}}]}
+    want_group = api(demo, "/api/projects/demo/segments/preview", {"condition": group_tree, "sample": 0})["size"]
+    page.click("[data-testid=add-group]")
+    inner = page.locator("[data-testid=group]").nth(1)
+    inner.locator("[data-testid=leaf-did] [data-testid=remove]").click()
+    inner = page.locator("[data-testid=group]").nth(1)
+    inner.locator("[data-testid=new-type]").select_option("trait")
+    inner.locator("[data-testid=add-condition]").click()
+    leaf = page.locator("[data-testid=group]").nth(1).locator("[data-testid=leaf-trait]")
+    leaf.locator("[data-testid=f-property]").fill("city")
+    leaf.locator("[data-testid=f-value]").fill("Shanghai")
+    page.locator("[data-testid=group]").nth(1).locator("[data-testid=not]").first.check()
+    size_is(want_group)
+    assert json.loads(page.input_value("[data-testid=tree]")) == group_tree
+    assert want_group < want
+    page.screenshot(path=str(SHOTS / "segment-builder.png"), full_page=True)
+    page.locator("[data-testid=group]").nth(1).locator("[data-testid=remove]").first.click()
+    size_is(want)
+    assert json.loads(page.input_value("[data-testid=tree]")) == tree
     page.fill("[data-testid=segment-name]", "Repeat buyers now asleep")
     page.click("[data-testid=save-segment]")
     page.wait_for_selector("[data-testid=members]", timeout=30_000)
@@ -179,6 +219,7 @@ def test_pages_show_the_apis_numbers_in_both_languages(demo, browser):
     # Settings: a bad default is refused with its field named; a good change is kept; a new
     # project's write key is shown once.
     open_page(page, demo, "settings?project=demo", "settings")
+    page.click("[data-testid=advanced] summary")
     page.fill("[data-testid=defaults]", json.dumps({"computed": [{"name": "x", "agg": "median"}]}))
     page.click("[data-testid=save-settings]")
     page.wait_for_selector("#error:not([hidden])")
@@ -222,3 +263,30 @@ def test_an_empty_project_and_a_bad_range_are_told_in_plain_words(make_server, b
     open_page(page, srv, f"overview?project={srv.project}&from=2026-05-01&to=2026-04-01", "overview")
     assert page.is_visible("#error")
     assert "date" in page.inner_text("#error")
+
+
+def test_a_server_with_an_admin_token_asks_for_it(make_server, browser):
+    token = "dashboard-secret-token"
+    srv = make_server(server={"admin_token": token})
+    # The admin API refuses calls without it (this client is on loopback too).
+    assert requests.get(f"{srv.url}/api/admin/projects", timeout=10).status_code == 401
+    page = browser.new_page()
+    page.add_init_script("localStorage.setItem('lodestar.lang', 'en')")
+    page.goto(f"{srv.url}/#/overview?project={srv.project}")
+    page.wait_for_selector("[data-testid=login]")
+    # A wrong token: asked again, with the server's words.
+    page.fill("[data-testid=token]", "wrong")
+    page.click("[data-testid=sign-in]")
+    page.wait_for_selector("#error:not([hidden])")
+    assert "admin token" in page.inner_text("#error")
+    assert page.is_visible("[data-testid=login]")
+    page.fill("[data-testid=token]", token)
+    page.click("[data-testid=sign-in]")
+    page.wait_for_selector("body[data-ready=overview]", timeout=30_000)
+    assert not page.is_visible("#error"), page.inner_text("#error")
+    assert page.inner_text("[data-testid=kpi-growth] .value") == "0"
+    # The token stays with the tab: another page opens without asking again.
+    page.goto(f"{srv.url}/#/segments?project={srv.project}")
+    page.wait_for_selector("body[data-ready=segments]", timeout=30_000)
+    assert not page.is_visible("[data-testid=login]")
+    assert page.inner_text("#psize") == "0 of 0"

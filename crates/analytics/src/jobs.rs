@@ -85,8 +85,101 @@ pub struct PersonView {
     /// The latest NPS answer (the project's `defaults.nps.event`, else `NPS Survey
     /// Answered`): its score and category (promoter / passive / detractor).
     pub nps: Option<NpsAnswer>,
+    /// The lifecycle stage history: where the stage changed, day by day in the project's
+    /// zone, oldest first (see [`crate::stages::stage_history`]).
+    pub stage_history: Vec<crate::stages::StageStep>,
     /// The latest `limit` events, newest first.
     pub timeline: Vec<TimelineEvent>,
+}
+
+/// What a project's data holds, for a segment builder's pickers.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Schema {
+    /// Every event name stored, sorted (not the empty name of identify and alias calls).
+    pub events: Vec<String>,
+    /// Trait keys of the newest persons (see [`Store::trait_keys`]), most common first.
+    pub traits: Vec<TraitKey>,
+    /// The project's computed attributes, by name.
+    pub computed: Vec<String>,
+    /// The RFM layers under the project's settings, in scheme order.
+    pub rfm_layers: Vec<Named>,
+    /// The model scores a segment can test.
+    pub scores: Vec<String>,
+    /// Saved segments (id and name), for `in_segment`.
+    pub segments: Vec<(i64, String)>,
+}
+
+/// A trait key and how many of the sampled persons have it.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct TraitKey {
+    /// The key (`a.b` for one level into an object).
+    pub key: String,
+    /// Sampled persons with it.
+    pub persons: usize,
+}
+
+/// A key with its English and Chinese names.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Named {
+    /// Stable key.
+    pub key: String,
+    /// English name.
+    pub name: String,
+    /// Chinese name.
+    pub name_zh: String,
+}
+
+/// How many of the newest persons [`schema`] reads trait keys from.
+pub const SCHEMA_SAMPLE: usize = 2_000;
+
+/// What a project's data holds (event names, trait keys, computed attributes, RFM layers,
+/// scores, segments), for a segment builder. Reads the event-name dictionary and the
+/// newest [`SCHEMA_SAMPLE`] profiles only.
+pub fn schema(store: &Store, project: &ProjectInfo) -> Result<Schema, RunError> {
+    let settings = store.project_settings(project.id)?;
+    let snapshot = store.snapshot(project.id)?;
+    // (The empty name is the one of calls without an event: identify, alias.)
+    let mut events: Vec<String> = snapshot
+        .names()
+        .iter()
+        .filter(|n| !n.is_empty())
+        .cloned()
+        .collect();
+    events.sort();
+    events.dedup();
+    let mut params = serde_json::json!({"date_from": "2026-01-01", "date_to": "2026-01-01"});
+    crate::registry::apply_defaults("rfm", &mut params, &settings);
+    let spec: crate::rfm::RfmSpec = serde_json::from_value(params)
+        .map_err(|e| AnalyticsError::invalid("defaults.rfm", e.to_string()))?;
+    let named = |(key, name, name_zh): (String, String, String)| Named { key, name, name_zh };
+    Ok(Schema {
+        events,
+        traits: store
+            .trait_keys(project.id, SCHEMA_SAMPLE)?
+            .into_iter()
+            .map(|(key, persons)| TraitKey { key, persons })
+            .collect(),
+        computed: crate::computed::definitions(&settings)?
+            .into_iter()
+            .map(|d| d.name)
+            .collect(),
+        rfm_layers: spec
+            .query(1)?
+            .scheme
+            .layers()
+            .into_iter()
+            .map(named)
+            .collect(),
+        scores: crate::segment::SCORES
+            .iter()
+            .map(|s| s.to_string())
+            .collect(),
+        segments: store
+            .segments(project.id)?
+            .into_iter()
+            .map(|s| (s.id, s.name))
+            .collect(),
+    })
 }
 
 /// A person's latest NPS answer.
@@ -142,8 +235,11 @@ pub fn person_view(
         segment_history: Vec::new(),
         rfm_layer: None,
         nps: None,
+        stage_history: Vec::new(),
         timeline: Vec::new(),
     };
+    let calendar = Calendar::new(&settings.timezone)?;
+    let mut history = Ok(Vec::new());
     let nps_event = settings
         .defaults
         .get("nps")
@@ -203,6 +299,7 @@ pub fn person_view(
         view.first_seen = ev.ts.first().copied();
         view.last_seen = ev.ts.last().copied();
         view.stage = crate::stages::stage_at(&rules, names, ev, now.millis());
+        history = crate::stages::stage_history(&rules, names, ev, &calendar, now.millis());
         if let Some(i) = nps_id.and_then(|n| (0..ev.len()).rev().find(|&i| ev.names[i] == n)) {
             view.nps = Some(NpsAnswer {
                 score: ev.values[i],
@@ -220,6 +317,7 @@ pub fn person_view(
             })
             .collect();
     });
+    view.stage_history = history?;
     view.stage_zh = view.stage.map(|s| s.zh().to_string());
     Ok(Some(view))
 }
@@ -339,6 +437,9 @@ pub fn fit_models(
             .map(|p| PersonScore {
                 person: p.person,
                 churn_risk: Some(p.risk),
+                churn_factors: Some(
+                    serde_json::to_value(&p.top_factors).expect("factors serialize"),
+                ),
                 ..PersonScore::default()
             })
             .collect();

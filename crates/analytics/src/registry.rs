@@ -279,8 +279,12 @@ pub fn check_settings(settings: &ProjectSettings) -> std::result::Result<(), Run
         }
         let mut params = value.clone();
         let map = params.as_object_mut().expect("an object");
-        map.insert("date_from".into(), Value::from("2026-01-01"));
-        map.insert("date_to".into(), Value::from("2026-01-31"));
+        // A year (a month for hourly defaults, within the periods a query may span), so that
+        // checks that count periods (a North Star's drivers) pass for any sensible query.
+        let hourly = map.get("interval").and_then(Value::as_str) == Some("hour");
+        map.insert("date_from".into(), Value::from("2025-01-01"));
+        let to = if hourly { "2025-01-31" } else { "2025-12-31" };
+        map.insert("date_to".into(), Value::from(to));
         // What queries always give, so that the defaults' own values get checked.
         match kind.as_str() {
             "funnel" => {
@@ -442,4 +446,40 @@ pub fn run_on(
         _ => return Err(RunError::Unknown(kind.to_string())),
     };
     Ok(value)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn settings(defaults: Value) -> ProjectSettings {
+        ProjectSettings {
+            timezone: "UTC".into(),
+            defaults: defaults.as_object().expect("an object").clone(),
+        }
+    }
+
+    #[test]
+    fn a_north_star_with_weekly_drivers_is_accepted_and_a_bad_one_named() {
+        let driver = |e: &str| serde_json::json!({"name": e, "event": e, "math": "unique"});
+        let four = serde_json::json!({"north_star": {
+            "metric": {"name": "buyers", "event": "buy", "math": "unique"},
+            "interval": "week",
+            "drivers": [driver("a"), driver("b"), driver("c"), driver("d")],
+        }});
+        check_settings(&settings(four)).expect("four weekly drivers are a sensible default");
+        let hourly = serde_json::json!({"north_star": {
+            "metric": {"name": "buyers", "event": "buy", "math": "unique"},
+            "interval": "hour",
+            "drivers": [driver("a")],
+        }});
+        check_settings(&settings(hourly)).expect("hourly defaults stay within the periods");
+        let bad = serde_json::json!({"north_star": {
+            "metric": {"name": "buyers", "event": "buy", "math": "median"},
+        }});
+        match check_settings(&settings(bad)) {
+            Err(RunError::Analysis(e)) => assert!(e.field().starts_with("defaults.north_star")),
+            other => panic!("{other:?}"),
+        }
+    }
 }

@@ -128,6 +128,23 @@ pub enum Scheme {
     Eight,
 }
 
+impl Scheme {
+    /// The layers (key, English name, Chinese name) in scheme order, without `other`.
+    pub fn layers(&self) -> Vec<(String, String, String)> {
+        match self {
+            Scheme::Segments(rules) => rules
+                .iter()
+                .map(|r| (r.key.clone(), r.name.clone(), r.name_zh.clone()))
+                .collect(),
+            Scheme::Eight => EIGHT
+                .iter()
+                .rev()
+                .map(|(k, e, z)| (k.to_string(), e.to_string(), z.to_string()))
+                .collect(),
+        }
+    }
+}
+
 /// An RFM question.
 #[derive(Debug, Clone)]
 pub struct RfmQuery {
@@ -370,23 +387,8 @@ fn summarise(buyers: &[Buyer], q: &RfmQuery) -> RfmResult {
         f: thresholds(&mut f, u64::cmp),
         m: thresholds(&mut m, f64::total_cmp),
     };
-    let (rules, eight): (Vec<(String, String, String)>, bool) = match &q.scheme {
-        Scheme::Segments(rules) => (
-            rules
-                .iter()
-                .map(|r| (r.key.clone(), r.name.clone(), r.name_zh.clone()))
-                .collect(),
-            false,
-        ),
-        Scheme::Eight => (
-            EIGHT
-                .iter()
-                .rev()
-                .map(|(k, e, z)| (k.to_string(), e.to_string(), z.to_string()))
-                .collect(),
-            true,
-        ),
-    };
+    let rules = q.scheme.layers();
+    let eight = matches!(q.scheme, Scheme::Eight);
     let nf = n.max(1) as f64;
     let mean_last = buyers.iter().map(|b| b.last_ts as f64).sum::<f64>() / nf;
     let mean_f = buyers.iter().map(|b| b.frequency as f64).sum::<f64>() / nf;

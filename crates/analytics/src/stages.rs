@@ -303,6 +303,66 @@ pub fn stage_at(rules: &StageRules, names: &[String], ev: Events<'_>, at: i64) -
     got
 }
 
+/// One step of a person's stage history: from the end of `day` (in the calendar's zone) on,
+/// the person was in `to`; before it in `from` (`None`: not yet arrived).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct StageStep {
+    /// The day at whose end the stage changed (the day of `now` for a change today).
+    pub day: String,
+    /// Stage before.
+    pub from: Option<Stage>,
+    /// Stage after.
+    pub to: Stage,
+}
+
+/// One person's stage history: their stage at the end of every day from the day of their
+/// first event through yesterday, and at `now`, kept where it changed (oldest first). The same
+/// days as [`stage_changes`] gives, so a change recorded by the daily job is one of these.
+pub fn stage_history(
+    rules: &StageRules,
+    names: &[String],
+    ev: Events<'_>,
+    calendar: &Calendar,
+    now: i64,
+) -> Result<Vec<StageStep>> {
+    rules.check()?;
+    let Some(&first) = ev.ts.first() else {
+        return Ok(Vec::new());
+    };
+    let one = jiff::Span::new().days(1);
+    let last_day = calendar.date_of(now)?;
+    let mut days = Vec::new();
+    let mut at = Vec::new();
+    let mut d = calendar.date_of(first)?;
+    while d < last_day {
+        let next = d
+            .checked_add(one)
+            .map_err(|e| AnalyticsError::invalid("date", e.to_string()))?;
+        days.push(d);
+        at.push(calendar.start_of(next)?);
+        d = next;
+    }
+    days.push(last_day);
+    at.push(now);
+    let mut got = vec![None; at.len()];
+    Resolved::new(rules, names).stages(ev, &at, |k, s| got[k] = s);
+    let mut out = Vec::new();
+    let mut before = None;
+    for (day, stage) in days.iter().zip(got) {
+        if let Some(to) = stage
+            && stage != before
+        {
+            out.push(StageStep {
+                day: day.to_string(),
+                from: before,
+                to,
+            });
+        }
+        before = stage;
+    }
+    Ok(out)
+}
+
 /// A person's change of stage from the end of one day to the end of the next.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct StageChange {

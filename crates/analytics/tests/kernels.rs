@@ -443,3 +443,55 @@ proptest! {
         prop_assert_eq!(got_changes, want_changes);
     }
 }
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(200))]
+
+    /// A person's stage history is their stage at the end of every day from their first
+    /// event's day, and at now, kept where it changed.
+    #[test]
+    fn a_persons_stage_history_is_their_stage_day_by_day(
+        rows in rows(),
+        tz in zone(),
+        dormant in 1u32..6,
+        extra in 1u32..10,
+        now_h in 0i64..(50 * 24),
+    ) {
+        use lodestar_analytics::{PersonSource, StageRules};
+        let rules = StageRules {
+            activity_events: vec![],
+            conversion_event: "C".into(),
+            dormant_days: dormant,
+            churn_days: dormant + extra,
+            mature_conversions: 2,
+            resurrected_days: 3,
+        };
+        let cal = Calendar::new(tz).unwrap();
+        let now = BASE + now_h * HOUR + 1;
+        let src = VecSource::new(rows.iter().copied());
+        let persons = by_person(&rows);
+        let mut seen = 0;
+        src.for_each_person(0, 1, &mut |person, ev| {
+            seen += 1;
+            let got = lodestar_analytics::stages::stage_history(&rules, src.names(), ev, &cal, now).unwrap();
+            let naive = &persons[&person.0];
+            let mut want = Vec::new();
+            let mut before = None;
+            let last = cal.date_of(now).unwrap();
+            let mut d = cal.date_of(naive[0].0).unwrap();
+            // Events after now (a clock behind the data) make no history yet.
+            while d <= last {
+                let at = if d == last { now } else { cal.start_of(d.checked_add(jiff::Span::new().days(1)).unwrap()).unwrap() };
+                let s = naive_stage(naive, at, &rules);
+                if let Some(to) = s && s != before {
+                    want.push((d.to_string(), before, to));
+                }
+                before = s;
+                d = d.checked_add(jiff::Span::new().days(1)).unwrap();
+            }
+            let got: Vec<_> = got.into_iter().map(|s| (s.day, s.from, s.to)).collect();
+            assert_eq!(got, want, "person {}", person.0);
+        });
+        prop_assert_eq!(seen, persons.len());
+    }
+}

@@ -106,6 +106,18 @@ pub fn create_project(config: Config, name: &str) -> anyhow::Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
+/// `lodestar projects rotate-key NAME`: the new key alone on stdout, like `create`.
+pub fn rotate_key(config: Config, name: &str) -> anyhow::Result<ExitCode> {
+    let (info, key) = Store::rotate_key_in(&config.store.data_dir, name)?;
+    eprintln!(
+        "new write key for project {} (the old one no longer works) / 已为项目生成新的写入密钥（旧密钥已失效）",
+        info.name
+    );
+    eprintln!("write key (shown only once; keep it) / 写入密钥（仅显示一次，请妥善保存）:");
+    println!("{key}");
+    Ok(ExitCode::SUCCESS)
+}
+
 /// `lodestar projects list`
 pub fn list_projects(config: Config) -> anyhow::Result<ExitCode> {
     let projects = Store::projects_in(&config.store.data_dir)?;

@@ -180,6 +180,22 @@ fn operations(
         Ok((version, _)) => eprintln!("CLV model fitted (version {version}) / 已拟合客户价值模型"),
         Err(e) => eprintln!("CLV model not fitted: {e} / 未能拟合客户价值模型"),
     }
+    // The churn-risk model too, so that profiles show a risk and its main factors.
+    let mut churn = fit.clone();
+    churn["kind"] = "churn".into();
+    match jobs::fit_models(
+        store,
+        project,
+        churn.to_string().as_bytes(),
+        now,
+        threads,
+        &|_| {},
+    ) {
+        Ok((version, _)) => {
+            eprintln!("churn model fitted (version {version}) / 已拟合流失预警模型")
+        }
+        Err(e) => eprintln!("churn model not fitted: {e} / 未能拟合流失预警模型"),
+    }
     let cache = lodestar_analytics::profiles::ProfileCache::default();
     let segments = [
         serde_json::json!({"name": "高价值用户 High value", "tag": true,

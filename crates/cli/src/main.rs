@@ -191,6 +191,12 @@ enum ProjectsAction {
     },
     /// List projects. 列出项目
     List,
+    /// Give a project a new write key and print it (shown only once); the old key stops
+    /// working at once, also in a running server. 轮换写入密钥（新密钥仅显示一次，旧密钥立即失效）
+    RotateKey {
+        /// Project. 项目
+        name: String,
+    },
     /// Show a project's settings, or change them with the options (works while a server
     /// runs). 查看或修改项目设置（时区、各分析的默认参数）
     Settings {
@@ -266,6 +272,9 @@ fn main() -> std::process::ExitCode {
         Command::Projects {
             action: ProjectsAction::List,
         } => commands::list_projects(config),
+        Command::Projects {
+            action: ProjectsAction::RotateKey { name },
+        } => commands::rotate_key(config, &name),
         Command::Projects {
             action:
                 ProjectsAction::Settings {

@@ -4,9 +4,10 @@
 // parameters are in its URL.
 
 import {
-  $, PAGES, analysis, api, bindRange, chart, disposeCharts, esc, fmt, go, lang, pin, project,
-  range, rangeForm, resizeCharts, route, setLang, showError, t, table,
+  $, PAGES, addText, analysis, api, bindRange, chart, disposeCharts, esc, fmt, go, lang, pin, project,
+  range, rangeForm, resizeCharts, route, setLang, setToken, showError, t, table,
 } from "./core.js";
+import { segments } from "./segments.js";
 import { settings } from "./settings.js";
 
 // --- pages ---------------------------------------------------------------------------------
@@ -155,24 +156,65 @@ async function users(params, rest) {
   profile(person);
 }
 
+addText({
+  en: {
+    stage_history: "Stage history", churn_risk: "Churn risk", churn_factors: "Main factors (added to the log-odds of churning)",
+    value_scores: "Predicted value", journeys_messages: "Journeys and messages",
+    journeys_messages_soon: "Journeys this person is in and the messages they received will show here once the journey engine sends them.",
+    first_seen: "First seen", last_seen: "Last seen", events_total: "Events", nps_answer: "Latest NPS answer",
+    cf_recency: "Days since last active", cf_frequency_30d: "Activity, last 30 days", cf_active_days_30d: "Active days, last 30",
+    cf_trend: "Activity trend", cf_breadth_90d: "Breadth of use, 90 days", cf_tenure: "Tenure", cf_conversions_90d: "Conversions, 90 days",
+    day: "Day", arrived: "arrived",
+    sign_in: "Sign in", admin_token: "Admin token",
+    token_needed: "This server asks for its admin token (the one it was started with: --admin-token or LODESTAR_ADMIN_TOKEN). It is kept in this tab only.",
+  },
+  zh: {
+    stage_history: "阶段变化", churn_risk: "流失风险", churn_factors: "主要因素（对流失对数几率的贡献）",
+    value_scores: "预测价值", journeys_messages: "旅程与消息",
+    journeys_messages_soon: "旅程引擎上线后，这里会显示该用户所在的旅程和收到的消息。",
+    first_seen: "首次出现", last_seen: "最近出现", events_total: "事件数", nps_answer: "最近一次 NPS 评分",
+    cf_recency: "距最近活跃天数", cf_frequency_30d: "近 30 天活跃次数", cf_active_days_30d: "近 30 天活跃天数",
+    cf_trend: "活跃趋势", cf_breadth_90d: "近 90 天行为广度", cf_tenure: "使用时长", cf_conversions_90d: "近 90 天转化次数",
+    day: "日期", arrived: "到达",
+    sign_in: "登录", admin_token: "管理令牌",
+    token_needed: "该服务器需要管理令牌（即启动时的 --admin-token 或 LODESTAR_ADMIN_TOKEN）。令牌只保存在当前标签页。",
+  },
+});
+
+const when = (ms) => (ms ? new Date(ms).toISOString().replace("T", " ").slice(0, 16) : "—");
+
 function profile(p) {
   const traits = Object.entries(p.profile.traits || {}).map(([k, v]) => [k, esc(typeof v === "object" ? JSON.stringify(v) : v)]);
   const computed = Object.entries(p.computed || {}).map(([k, v]) => [k, fmt(v ?? "—")]);
-  const latest = p.scores && p.scores[0];
-  const scores = latest ? ["clv", "p_alive", "expected_purchases", "churn_risk"]
-    .filter((k) => latest[k] !== null && latest[k] !== undefined).map((k) => [k, fmt(latest[k])]) : [];
+  // The newest customer-value fit's scores and the newest churn fit's risk (each fit scores
+  // some persons only).
+  const value = (p.scores || []).find((s) => s.clv !== null && s.clv !== undefined);
+  const churn = (p.scores || []).find((s) => s.churn_risk !== null && s.churn_risk !== undefined);
+  const scores = value ? ["clv", "p_alive", "expected_purchases", "p_purchase"]
+    .filter((k) => value[k] !== null && value[k] !== undefined).map((k) => [k, fmt(Math.round(value[k] * 100) / 100)]) : [];
   const consent = Object.entries(p.consent || {}).map(([k, v]) => [k, v ? "✓" : "✗"]);
   const ids = [...(p.profile.user_ids || []), ...(p.profile.anonymous_ids || [])];
+  const factors = (churn && churn.churn_factors) || [];
+  const history = [...(p.stage_history || [])].reverse();
   $("#person").innerHTML = `<div class="grid" data-testid="profile">
     <div class="card"><h2>${esc(ids[0] || p.profile.person)}</h2>${table([
       ["person", esc(p.profile.person)], ["ids", esc(ids.join(", "))],
       [t("stage"), esc(p.stage ? t(p.stage) : "—")], [t("rfm"), esc(p.rfm_layer || "—")],
+      [t("first_seen"), esc(when(p.first_seen))], [t("last_seen"), esc(when(p.last_seen))], [t("events_total"), fmt(p.events)],
+      [t("nps_answer"), p.nps ? `${fmt(p.nps.score)} (${esc(t(p.nps.category ? `${p.nps.category}s` : "none"))})` : "—"],
       [t("timezone"), esc(p.timezone)],
       [t("tags"), (p.tags || []).map((x) => `<span class="tag">${esc(x)}</span>`).join("") || "—"],
       [t("in_segments"), (p.segments || []).map((m) => `<span class="tag">${esc(m.name)}</span>`).join("") || "—"],
     ])}</div>
-    <div class="card"><h2>${t("scores")}</h2>${table(scores)}<h2 style="margin-top:12px">${t("computed")}</h2>${table(computed)}</div>
+    <div class="card"><h2>${t("value_scores")}</h2><div data-testid="value-scores">${table(scores)}</div>
+      <h2 style="margin-top:12px">${t("churn_risk")}: <span data-testid="churn-risk">${churn ? `${fmt(Math.round(churn.churn_risk * 1000) / 10)}%` : "—"}</span></h2>
+      ${factors.length ? `<div class="muted">${t("churn_factors")}</div><table data-testid="churn-factors">${factors.map((f) =>
+        `<tr><td>${esc(t(`cf_${f.feature}`))}</td><td><span class="bar" style="width:${Math.min(100, Math.round(f.contribution * 40))}px"></span> +${fmt(Math.round(f.contribution * 100) / 100)}</td></tr>`).join("")}</table>` : ""}
+      <h2 style="margin-top:12px">${t("computed")}</h2>${table(computed)}</div>
+    <div class="card"><h2>${t("stage_history")}</h2><table data-testid="stage-history"><tr><th>${t("day")}</th><th>${t("stage")}</th></tr>
+      ${history.map((s) => `<tr><td>${esc(s.day)}</td><td>${s.from ? `${esc(t(s.from))} → ` : `${t("arrived")}: `}<b>${esc(t(s.to))}</b></td></tr>`).join("")}</table></div>
     <div class="card"><h2>${t("traits")}</h2>${table(traits)}<h2 style="margin-top:12px">${t("consent")}</h2>${table(consent)}</div>
+    <div class="card"><h2>${t("journeys_messages")}</h2><div class="muted" data-testid="journeys-messages">${t("journeys_messages_soon")}</div></div>
     <div class="card"><h2>${t("timeline")}</h2><table data-testid="timeline"><tr><th>${t("time")}</th><th>${t("event")}</th><th>${t("value")}</th></tr>
       ${(p.timeline || []).map((e) => `<tr><td>${esc(new Date(e.ts).toISOString().replace("T", " ").slice(0, 19))}</td><td>${esc(e.event)}</td><td>${e.value === null ? "" : fmt(e.value)}</td></tr>`).join("")}</table></div>
   </div>`;
@@ -357,99 +399,6 @@ async function analyses(params, rest) {
   }
 }
 
-/** Condition nodes the builder can add, as JSON. */
-const TEMPLATES = {
-  trait: { type: "trait", property: "plan", op: "eq", value: "pro" },
-  did: { type: "did", event: "Order Completed", min: 2, days: 90 },
-  stage: { type: "stage", in: ["dormant"] },
-  rfm: { type: "rfm", in: ["champions", "loyal"] },
-  score: { type: "score", score: "clv", op: "gt", value: 500 },
-  computed: { type: "computed", name: "spend_90d", op: "gt", value: 500 },
-};
-
-function segmentBuilder() {
-  const base = { type: "and", all: [TEMPLATES.did, TEMPLATES.stage] };
-  return `<div class="card" style="margin-bottom:12px"><h2>${t("condition")}</h2>
-    <div class="row">${Object.keys(TEMPLATES).map((k) => `<button type="button" data-add="${k}">${t("add")} ${k}</button>`).join("")}</div>
-    <textarea id="tree" rows="10" style="width:100%;font-family:monospace" data-testid="tree">${esc(JSON.stringify(base, null, 2))}</textarea>
-    <div class="row"><span class="muted">${t("preview_size")}:</span> <b data-testid="preview-size" id="psize">…</b>
-      <input id="sname" placeholder="${t("segment_name")}" data-testid="segment-name">
-      <button class="primary" id="save" type="button" data-testid="save-segment">${t("save")}</button></div></div>`;
-}
-
-function bindBuilder() {
-  const tree = $("#tree");
-  let timer = null;
-  const preview = async () => {
-    // The page may have been left while the preview waited.
-    if (!$("#psize")) return;
-    let condition;
-    try {
-      condition = JSON.parse(tree.value);
-    } catch (e) {
-      $("#psize").textContent = "—";
-      showError(e.message);
-      return;
-    }
-    try {
-      const r = await api(`/api/projects/${encodeURIComponent(project())}/segments/preview`, { condition, sample: 0 });
-      if (!$("#psize")) return;
-      showError("");
-      $("#psize").textContent = `${fmt(r.size)} ${t("of")} ${fmt(r.persons)}`;
-      $("#psize").dataset.size = r.size;
-    } catch (e) {
-      if (!$("#psize")) return;
-      $("#psize").textContent = "—";
-      showError(e.message);
-    }
-  };
-  tree.addEventListener("input", () => { clearTimeout(timer); timer = setTimeout(preview, 300); });
-  document.querySelectorAll("[data-add]").forEach((b) => b.addEventListener("click", () => {
-    let current;
-    try { current = JSON.parse(tree.value); } catch (e) { current = { type: "and", all: [] }; }
-    const node = TEMPLATES[b.dataset.add];
-    const next = current.type === "and" ? { ...current, all: [...current.all, node] } : { type: "and", all: [current, node] };
-    tree.value = JSON.stringify(next, null, 2);
-    preview();
-  }));
-  $("#save").addEventListener("click", async () => {
-    try {
-      const made = await api(`/api/projects/${encodeURIComponent(project())}/segments`, {
-        name: $("#sname").value, condition: JSON.parse(tree.value),
-      });
-      go("segments", { project: project(), id: made.id });
-    } catch (e) {
-      showError(e.message);
-    }
-  });
-  preview();
-}
-
-async function segments(params) {
-  const base = `/api/projects/${encodeURIComponent(project())}/segments`;
-  const data = await api(base);
-  const list = data.segments || data || [];
-  const chosen = list.find((s) => String(s.id) === params.get("id"));
-  $("#view").innerHTML = `<h1>${t("segments")}</h1>${segmentBuilder()}${list.length ? `<div class="card"><table data-testid="segments">
-    <tr><th>${t("name")}</th><th>${t("kind")}</th><th>${t("size")}</th><th>${t("evaluated")}</th></tr>
-    ${list.map((s) => `<tr><td><a href="#/segments?project=${encodeURIComponent(project())}&id=${s.id}">${esc(s.name)}</a>${s.tag ? ` <span class="tag">${t("tags")}</span>` : ""}</td>
-      <td>${s.dynamic ? t("dynamic") : t("static")}</td><td>${fmt(s.size)}</td><td>${s.evaluated_at ? esc(new Date(s.evaluated_at).toISOString().replace("T", " ").slice(0, 16)) : ""}</td></tr>`).join("")}
-    </table></div>` : `<div class="empty">${t("no_segments")}</div>`}<div id="members"></div>`;
-  bindBuilder();
-  if (chosen) {
-    const m = await api(`${base}/${chosen.id}/members?limit=50`);
-    const members = m.members || [];
-    $("#members").innerHTML = `<div class="card" style="margin-top:12px" data-testid="members"><h2>${esc(chosen.name)} · ${t("members")} (${fmt(chosen.size)})
-      <a href="${base}/${chosen.id}/export?format=csv&attributes=email,city" data-testid="export" download>${t("export_csv")}</a></h2>
-      ${members.map((p) => `<a class="tag" href="#/users?project=${encodeURIComponent(project())}&q=${p}">${p}</a>`).join("")}</div>`;
-    const events = await api(`/api/projects/${encodeURIComponent(project())}/segment_events?segment=${chosen.id}&limit=10000`);
-    const rows = events.segment_events.slice(-50).reverse();
-    $("#members").insertAdjacentHTML("beforeend", `<div class="card" style="margin-top:12px"><h2>${t("history")}</h2>
-      <table data-testid="history">${rows.map((e) => `<tr><td>${esc(new Date(e.at).toISOString().replace("T", " ").slice(0, 16))}</td>
-        <td><a href="#/users?project=${encodeURIComponent(project())}&q=${e.person}">${e.person}</a></td><td>${t(e.event === "segment entered" ? "entered" : "exited")}</td></tr>`).join("")}</table></div>`);
-  }
-}
-
 function placeholder(key) {
   $("#view").innerHTML = `<h1>${t(key)}</h1><div class="empty card">${t(key === "journeys" ? "journeys_soon" : "no_data")}</div>`;
 }
@@ -476,7 +425,8 @@ async function render() {
     else if (page === "settings") await settings(params);
     else placeholder(page);
   } catch (e) {
-    showError(e.message);
+    if (e.status === 401) login(e.message);
+    else showError(e.message);
   }
   // When the page had its data drawn, in ms since the document's navigation began.
   document.body.dataset.readyMs = String(Math.round(performance.now()));
@@ -496,21 +446,48 @@ async function start() {
     localStorage.setItem("lodestar.theme", next);
     render();
   });
-  try {
-    const { projects } = await api("/api/admin/projects");
-    $("#project").innerHTML = projects.map((p) => `<option>${esc(p.name)}</option>`).join("");
-    const wanted = route().params.get("project") || localStorage.getItem("lodestar.project");
-    if (wanted && projects.some((p) => p.name === wanted)) $("#project").value = wanted;
-  } catch (e) {
-    showError(e.message);
-  }
+  const ready = await loadProjects();
   $("#project").addEventListener("change", () => {
     localStorage.setItem("lodestar.project", $("#project").value);
     go(route().page, { project: $("#project").value });
   });
   window.addEventListener("hashchange", render);
   window.addEventListener("resize", resizeCharts);
-  render();
+  if (ready) render();
+}
+
+/** Fills the project picker; asks for the admin token when the server wants one (and then
+ * answers false). */
+async function loadProjects() {
+  try {
+    const { projects } = await api("/api/admin/projects");
+    $("#project").innerHTML = projects.map((p) => `<option>${esc(p.name)}</option>`).join("");
+    const wanted = route().params.get("project") || localStorage.getItem("lodestar.project");
+    if (wanted && projects.some((p) => p.name === wanted)) $("#project").value = wanted;
+  } catch (e) {
+    if (e.status === 401) {
+      login(e.message);
+      return false;
+    }
+    showError(e.message);
+  }
+  return true;
+}
+
+/** The admin token form: shown when the server refuses the dashboard's calls (a server
+ * reached from another machine needs `--admin-token`). The token is kept for this tab only. */
+function login(message) {
+  $("#view").innerHTML = `<h1>${t("sign_in")}</h1><form class="card" id="login" data-testid="login">
+    <p class="muted">${t("token_needed")}</p>
+    <div class="row"><input type="password" name="token" size="40" autocomplete="current-password" placeholder="${t("admin_token")}" data-testid="token">
+    <button class="primary" type="submit" data-testid="sign-in">${t("sign_in")}</button></div></form>`;
+  if (message && sessionStorage.length) showError(message);
+  $("#login").addEventListener("submit", async (e) => {
+    e.preventDefault();
+    setToken(new FormData(e.target).get("token"));
+    showError("");
+    if (await loadProjects()) render();
+  });
 }
 
 start();

@@ -35,7 +35,7 @@ const TEXT = {
     conversion: "Conversion", dropped: "Dropped", save_dropped: "Save as segment",
     start_event: "Start event", return_event: "Return event", interval: "Interval",
     cohort: "Cohort", layer: "Layer", share: "Share", monetary: "Monetary", series: "Event",
-    math: "Measure", condition: "Condition (JSON)", preview: "Preview", save: "Save",
+    math: "Measure", condition: "Conditions", preview: "Preview", save: "Save",
     members: "Members", export_csv: "Export CSV", segment_name: "Segment name",
     preview_size: "Members now", of: "of", saved: "Saved.", add: "Add",
   },
@@ -73,7 +73,7 @@ const TEXT = {
     conversion: "转化率", dropped: "流失", save_dropped: "保存为分群",
     start_event: "起始事件", return_event: "回访事件", interval: "周期",
     cohort: "同期群", layer: "分层", share: "占比", monetary: "消费额", series: "事件",
-    math: "指标", condition: "条件（JSON）", preview: "预览", save: "保存",
+    math: "指标", condition: "条件", preview: "预览", save: "保存",
     members: "成员", export_csv: "导出 CSV", segment_name: "分群名称",
     preview_size: "当前人数", of: "/", saved: "已保存。", add: "添加",
   },
@@ -132,10 +132,30 @@ export function showError(message) {
 
 /** Calls the API; errors become plain words (the server's message names the field). */
 export async function api(path, body) {
+  return call(path, body === undefined ? "GET" : "POST", body);
+}
+
+const TOKEN = "lodestar.admin_token";
+
+/** The admin token given on this tab (kept for the session only), as request headers. */
+export function authHeaders() {
+  const token = sessionStorage.getItem(TOKEN);
+  return token ? { authorization: `Bearer ${token}` } : {};
+}
+
+export function setToken(token) {
+  if (token) sessionStorage.setItem(TOKEN, token); else sessionStorage.removeItem(TOKEN);
+}
+
+/** One API call; errors become plain words (the server's message names the field), and
+ * carry the HTTP status (401: the admin token is needed). */
+export async function call(path, method, body) {
   let res;
   try {
-    res = await fetch(path, body === undefined ? {} : {
-      method: "POST", headers: { "content-type": "application/json" }, body: JSON.stringify(body),
+    res = await fetch(path, {
+      method,
+      headers: { ...authHeaders(), ...(body === undefined ? {} : { "content-type": "application/json" }) },
+      body: body === undefined ? undefined : JSON.stringify(body),
     });
   } catch (e) {
     throw new Error(t("error_network"));
@@ -208,8 +228,5 @@ export async function pin(title, route) {
 }
 
 export async function put(path, body) {
-  const res = await fetch(path, { method: "PUT", headers: { "content-type": "application/json" }, body: JSON.stringify(body) });
-  const data = await res.json().catch(() => null);
-  if (!res.ok) throw new Error(data?.message ? `${data.message}${data.field ? ` (${data.field})` : ""}` : `HTTP ${res.status}`);
-  return data;
+  return call(path, "PUT", body);
 }

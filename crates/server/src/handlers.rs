@@ -522,6 +522,23 @@ pub(crate) async fn person(
     }
 }
 
+/// `GET /api/projects/{name}/schema`: event names, trait keys, computed attributes, RFM
+/// layers, scores and segments, for the segment builder's pickers.
+pub(crate) async fn schema(
+    State(state): State<Arc<AppState>>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    Path(name): Path<String>,
+    headers: HeaderMap,
+) -> Result<Response, ApiError> {
+    check_admin(&state, &headers, peer)?;
+    let project = state.store.project(&name)?;
+    let schema = blocking(&state, "schema", move |s| {
+        lodestar_analytics::jobs::schema(&s.store, &project)
+    })
+    .await?;
+    Ok(Json(schema).into_response())
+}
+
 /// `POST /api/projects/{name}/segments/preview` with `{"condition": tree, "sample": N}`: the
 /// segment's size and first members now.
 pub(crate) async fn segment_preview(
@@ -858,6 +875,19 @@ pub(crate) async fn analysis(
         .await
         .map_err(|e| ApiError::new(500, "internal", format!("analysis failed: {e}")))??;
     Ok(Json(value).into_response())
+}
+
+/// `POST /api/admin/projects/{name}/rotate_key` → the project and its new write key (shown
+/// once); the old key is refused from the next request on.
+pub(crate) async fn rotate_key(
+    State(state): State<Arc<AppState>>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    Path(name): Path<String>,
+    headers: HeaderMap,
+) -> Result<Response, ApiError> {
+    check_admin(&state, &headers, peer)?;
+    let (info, key) = blocking(&state, "key rotation", move |s| s.store.rotate_key(&name)).await?;
+    Ok(Json(json!({"project": info, "write_key": key})).into_response())
 }
 
 #[cfg(test)]

@@ -234,6 +234,10 @@ pub fn router(state: Arc<AppState>) -> Router {
             "/api/admin/projects",
             post(handlers::create_project).get(handlers::list_projects),
         )
+        .route(
+            "/api/admin/projects/{name}/rotate_key",
+            post(handlers::rotate_key),
+        )
         .route("/api/projects/{name}/warnings", get(handlers::warnings))
         .route(
             "/api/projects/{name}/stage_changes",
@@ -244,6 +248,7 @@ pub fn router(state: Arc<AppState>) -> Router {
             get(handlers::list_models).post(handlers::fit_models),
         )
         .route("/api/projects/{name}/persons", get(handlers::person))
+        .route("/api/projects/{name}/schema", get(handlers::schema))
         .route(
             "/api/projects/{name}/persons/edit",
             post(handlers::edit_persons),

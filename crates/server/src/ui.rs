@@ -7,7 +7,7 @@ use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
 
 /// (path under /app/, content type, bytes).
-const FILES: [(&str, &str, &[u8]); 6] = [
+const FILES: [(&str, &str, &[u8]); 7] = [
     (
         "index.html",
         "text/html; charset=utf-8",
@@ -22,6 +22,11 @@ const FILES: [(&str, &str, &[u8]); 6] = [
         "core.js",
         "text/javascript; charset=utf-8",
         include_bytes!("../assets/core.js"),
+    ),
+    (
+        "segments.js",
+        "text/javascript; charset=utf-8",
+        include_bytes!("../assets/segments.js"),
     ),
     (
         "settings.js",

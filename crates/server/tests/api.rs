@@ -407,6 +407,37 @@ async fn analyses_answer_json_and_name_bad_fields() {
     assert_eq!(names, vec!["buy", "view"]);
     assert_eq!(v["timeline"][0]["value"], 19.9);
     let id = v["profile"]["person"].as_u64().unwrap();
+    // Its stage history is the recorded stream's changes for that person, day for day.
+    let (_, all) = call(
+        &app,
+        get("/api/projects/shop/stage_changes?limit=1000"),
+        "127.0.0.1:1",
+    )
+    .await;
+    let recorded: Vec<Value> = all["stage_changes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|c| c["person"] == id)
+        .map(|c| json!([c["day"], c["from"], c["to"]]))
+        .collect();
+    let history: Vec<Value> = v["stage_history"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| json!([c["day"], c["from"], c["to"]]))
+        .collect();
+    // (The stream was first recorded for 09-02, so u1's arrival on 09-01 is in the history
+    // only.)
+    assert_eq!(history[0], json!(["2025-09-01", null, "onboarding"]));
+    assert_eq!(history[1..], recorded[..]);
+    assert_eq!(recorded.len(), 2);
+    // The builder's pickers: the stored event names, the trait keys, the RFM layers.
+    let (status, schema) = call(&app, get("/api/projects/shop/schema"), "127.0.0.1:1").await;
+    assert_eq!(status, StatusCode::OK, "{schema}");
+    assert_eq!(schema["events"], json!(["buy", "view"]));
+    assert_eq!(schema["rfm_layers"][0]["key"], "important_value");
+    assert!(schema["scores"].as_array().unwrap().contains(&json!("clv")));
     let (_, by_id) = call(
         &app,
         get(&format!("/api/projects/shop/persons?id={id}&limit=1")),
@@ -702,6 +733,29 @@ async fn models_are_fitted_versioned_and_scores_found_by_person() {
         }
     }
     assert!(risks > 0, "some of the first persons were scored");
+    // Each kept risk comes with its main factors, as the churn analysis gives them.
+    let (status, analysis) = analyse(
+        &app,
+        "churn",
+        json!({"date_from": "1997-01-01", "date_to": "1997-12-31", "list": 100000}).to_string(),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{analysis}");
+    let mut compared = 0;
+    for p in analysis["list"].as_array().unwrap().iter().take(20) {
+        let (_, s) = call(
+            &app,
+            get(&format!(
+                "/api/projects/shop/persons/{}/scores",
+                p["person"]
+            )),
+            "127.0.0.1:1",
+        )
+        .await;
+        assert_eq!(s["scores"][0]["churn_factors"], p["top_factors"], "{s}");
+        compared += 1;
+    }
+    assert_eq!(compared, 20);
     let (status, e) = call(
         &app,
         post(
@@ -763,5 +817,86 @@ async fn models_are_fitted_versioned_and_scores_found_by_person() {
         (status, e["field"].as_str()),
         (StatusCode::BAD_REQUEST, Some("purchase_events")),
         "{e}"
+    );
+}
+
+#[tokio::test]
+async fn rotating_a_write_key_refuses_the_old_one_at_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let app = app(dir.path(), Some("s3cret"));
+    let admin = Some("Bearer s3cret");
+    let (_, made) = call(
+        &app,
+        post(
+            "/api/admin/projects",
+            admin,
+            json!({"name": "shop"}).to_string(),
+        ),
+        "127.0.0.1:1",
+    )
+    .await;
+    let old = made["write_key"].as_str().unwrap().to_string();
+    let track = |key: &str, id: &str| {
+        post(
+            "/v1/track",
+            Some(&basic(key)),
+            json!({"userId": "u1", "event": "Order Completed", "messageId": id}).to_string(),
+        )
+    };
+    assert_eq!(
+        call(&app, track(&old, "m1"), "127.0.0.1:1").await.0,
+        StatusCode::OK
+    );
+    // Admin-checked like the other admin routes.
+    let rotate = |auth| post("/api/admin/projects/shop/rotate_key", auth, Body::empty());
+    let (status, _) = call(&app, rotate(Some("Bearer wrong")), "127.0.0.1:1").await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED);
+    let (status, e) = call(
+        &app,
+        post("/api/admin/projects/nope/rotate_key", admin, Body::empty()),
+        "127.0.0.1:1",
+    )
+    .await;
+    assert_eq!(
+        (status, e["code"].as_str()),
+        (StatusCode::NOT_FOUND, Some("unknown_project"))
+    );
+    let (status, rotated) = call(&app, rotate(admin), "127.0.0.1:1").await;
+    assert_eq!(status, StatusCode::OK, "{rotated}");
+    let new = rotated["write_key"].as_str().unwrap().to_string();
+    assert!(new.starts_with("lsk_") && new != old);
+    assert_eq!(rotated["project"]["name"], "shop");
+    assert_eq!(rotated["project"]["key_hint"], new[..8]);
+    let (status, e) = call(&app, track(&old, "m2"), "127.0.0.1:1").await;
+    assert_eq!(
+        (status, e["code"].as_str()),
+        (StatusCode::UNAUTHORIZED, Some("invalid_write_key"))
+    );
+    let (status, out) = call(&app, track(&new, "m1"), "127.0.0.1:1").await;
+    assert_eq!(
+        (status, out["duplicates"].as_u64()),
+        (StatusCode::OK, Some(1))
+    );
+    // The list shows the new key's hint, never a key.
+    let list = Request::get("/api/admin/projects")
+        .header("authorization", "Bearer s3cret")
+        .body(Body::empty())
+        .unwrap();
+    let (_, listed) = call(&app, list, "127.0.0.1:1").await;
+    let text = listed.to_string();
+    assert!(
+        !text.contains(&new[8..]) && !text.contains(&old[8..]),
+        "{text}"
+    );
+    assert_eq!(listed["projects"][0]["key_hint"], new[..8]);
+    // Rotated by another process (the command line) while the server runs: refused too.
+    let (_, newest) = Store::rotate_key_in(dir.path(), "shop").unwrap();
+    assert_eq!(
+        call(&app, track(&new, "m3"), "127.0.0.1:1").await.0,
+        StatusCode::UNAUTHORIZED
+    );
+    assert_eq!(
+        call(&app, track(&newest, "m3"), "127.0.0.1:1").await.0,
+        StatusCode::OK
     );
 }

@@ -1,11 +1,17 @@
 //! The catalog: projects and their write keys, in `catalog.db` at the top of the data
 //! folder. Write keys are stored only as SHA-256 hashes; the key itself is shown once, when
-//! the project is created.
+//! the project is created or its key rotated.
+//!
+//! A handle keeps the projects in memory (`by_key`, `by_name`) and checks before each lookup
+//! whether another connection (another process, such as `lodestar projects rotate-key`) has
+//! committed to `catalog.db` since it loaded them (`PRAGMA data_version`, which SQLite keeps
+//! in the WAL index: no file read). If so it reloads, so a rotated key stops working in every
+//! process at once; its own changes update the maps directly.
 
 use std::collections::HashMap;
 use std::path::Path;
 
-use rusqlite::{Connection, OptionalExtension, params};
+use rusqlite::{Connection, params};
 use serde::Serialize;
 use sha2::{Digest, Sha256};
 
@@ -32,6 +38,9 @@ pub(crate) struct Catalog {
     conn: Connection,
     by_key: HashMap<String, ProjectInfo>,
     by_name: HashMap<String, ProjectInfo>,
+    /// `PRAGMA data_version` when the maps were loaded: it changes when another connection
+    /// commits to `catalog.db`.
+    loaded_version: i64,
 }
 
 const SCHEMA: &str = r#"
@@ -107,14 +116,35 @@ impl Catalog {
             conn,
             by_key: HashMap::new(),
             by_name: HashMap::new(),
+            loaded_version: 0,
         };
         catalog.reload()?;
         Ok(catalog)
     }
 
+    fn data_version(&self) -> Result<i64> {
+        Ok(self
+            .conn
+            .prepare_cached("PRAGMA data_version")?
+            .query_row([], |r| r.get(0))?)
+    }
+
+    /// Reloads the projects if another connection has committed to the catalog since they
+    /// were loaded (a project created, a key rotated, settings changed). Must precede every
+    /// lookup in the maps: a rotated key is refused from the next request on.
+    fn refresh(&mut self) -> Result<()> {
+        if self.data_version()? != self.loaded_version {
+            self.reload()?;
+        }
+        Ok(())
+    }
+
     /// Re-reads the projects (another process, such as `lodestar projects create`, may have
     /// added some).
     pub(crate) fn reload(&mut self) -> Result<()> {
+        // Read before the rows: a commit between the two makes the next lookup reload again,
+        // never miss a change.
+        let version = self.data_version()?;
         let mut stmt = self.conn.prepare(
             "SELECT id, name, key_hash, key_hint, created_at, time_zone FROM projects ORDER BY id",
         )?;
@@ -137,6 +167,7 @@ impl Catalog {
             self.by_name.insert(info.name.clone(), info.clone());
             self.by_key.insert(hash, info);
         }
+        self.loaded_version = version;
         Ok(())
     }
 
@@ -166,37 +197,38 @@ impl Catalog {
         Ok((info, key))
     }
 
+    /// The project whose write key this is. A key rotated by any process is refused at once
+    /// (see the module doc). If the catalog cannot be read, the keys loaded last are used
+    /// rather than refusing every request (clients drop events refused with 401).
     pub(crate) fn by_key(&mut self, key: &str) -> Option<ProjectInfo> {
-        let hash = hash_key(key);
-        if let Some(info) = self.by_key.get(&hash) {
-            return Some(info.clone());
+        if let Err(e) = self.refresh() {
+            tracing::warn!(error = %e, "catalog not re-read; using the write keys loaded last");
         }
-        // Created by another process since we loaded? Look once more in the database.
-        let found = self
-            .conn
-            .query_row(
-                "SELECT 1 FROM projects WHERE key_hash = ?1",
-                params![hash],
-                |_| Ok(()),
-            )
-            .optional()
-            .ok()
-            .flatten();
-        if found.is_some() && self.reload().is_ok() {
-            return self.by_key.get(&hash).cloned();
-        }
-        None
+        self.by_key.get(&hash_key(key)).cloned()
     }
 
     pub(crate) fn by_name(&mut self, name: &str) -> Result<ProjectInfo> {
-        if let Some(info) = self.by_name.get(name) {
-            return Ok(info.clone());
-        }
-        self.reload()?;
+        self.refresh()?;
         self.by_name
             .get(name)
             .cloned()
             .ok_or_else(|| StoreError::UnknownProject(name.to_string()))
+    }
+
+    /// Gives the project a new write key, returned (shown this once); the old one is refused
+    /// from now on, here and, through `data_version`, in every other process.
+    pub(crate) fn rotate_key(&mut self, name: &str) -> Result<(ProjectInfo, String)> {
+        let key = new_write_key()?;
+        let hint = key[..8].to_string();
+        let changed = self.conn.execute(
+            "UPDATE projects SET key_hash = ?2, key_hint = ?3 WHERE name = ?1",
+            params![name, hash_key(&key), hint],
+        )?;
+        if changed == 0 {
+            return Err(StoreError::UnknownProject(name.to_string()));
+        }
+        self.reload()?;
+        Ok((self.by_name(name)?, key))
     }
 
     /// The project's settings, read from the database (another process may have changed them).
@@ -294,5 +326,103 @@ mod tests {
         let other = Catalog::open(dir.path()).unwrap();
         assert_eq!(other.settings(info.id).unwrap(), want);
         assert_eq!(c.by_name("shop").unwrap().time_zone, "Asia/Shanghai");
+    }
+
+    #[test]
+    fn a_rotated_key_is_refused_at_once_here_and_in_other_handles() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut server = Catalog::open(dir.path()).unwrap();
+        let (info, old) = server.create("shop", Timestamp(5)).unwrap();
+        // Another process (the command line) with its own connection.
+        let mut cli = Catalog::open(dir.path()).unwrap();
+        assert_eq!(server.by_key(&old).unwrap().id, info.id, "cached");
+        let (rotated, new) = cli.rotate_key("shop").unwrap();
+        assert_ne!(new, old);
+        assert_eq!(
+            (rotated.id, rotated.key_hint.as_str()),
+            (info.id, &new[..8])
+        );
+        // The server's cache still held the old hash: refused from the next lookup on.
+        assert_eq!(server.by_key(&old), None);
+        assert_eq!(server.by_key(&new).unwrap().key_hint, new[..8]);
+        assert_eq!(server.by_name("shop").unwrap().key_hint, new[..8]);
+        // Rotating in the same handle drops the old key from its own cache too.
+        let (_, newer) = server.rotate_key("shop").unwrap();
+        assert_eq!((server.by_key(&new), cli.by_key(&new)), (None, None));
+        assert_eq!(cli.by_key(&newer).unwrap().id, info.id);
+        assert!(matches!(
+            server.rotate_key("nope"),
+            Err(StoreError::UnknownProject(_))
+        ));
+        let hashes: i64 = server
+            .conn
+            .query_row("SELECT count(*) FROM projects", [], |r| r.get(0))
+            .unwrap();
+        assert_eq!(hashes, 1);
+    }
+
+    #[test]
+    fn events_written_with_the_old_key_stay_after_rotation() {
+        use crate::{AppendBatch, EventStore, Store, StoreConfig};
+        use lodestar_core::{FixedClock, Message, MessageKind};
+        let dir = tempfile::tempdir().unwrap();
+        let config = StoreConfig {
+            data_dir: dir.path().to_path_buf(),
+            maintenance_interval_ms: 0,
+            ..StoreConfig::default()
+        };
+        let store =
+            Store::open(config, std::sync::Arc::new(FixedClock::new(Timestamp(9)))).unwrap();
+        let (_, old) = store.create_project("shop").unwrap();
+        let write = |key: &str, id: &str| {
+            let project = store.authenticate(key)?;
+            let mut m = Message::new(MessageKind::Track, id, Timestamp(7));
+            m.user_id = Some("u1".into());
+            m.event = Some("Order Completed".into());
+            let batch = AppendBatch {
+                messages: vec![m],
+                ..Default::default()
+            };
+            Some(
+                store
+                    .append(project.id, batch)
+                    .unwrap()
+                    .wait_blocking()
+                    .unwrap(),
+            )
+        };
+        let ids = |store: &Store| {
+            let mut ids = Vec::new();
+            let id = store.project("shop").unwrap().id;
+            store
+                .for_each_event(id, &mut |_, _, m| {
+                    ids.push(m.message_id);
+                    Ok(())
+                })
+                .unwrap();
+            ids.sort();
+            ids
+        };
+        assert_eq!(write(&old, "m1").unwrap().stored, 1);
+        assert_eq!(write(&old, "m2").unwrap().stored, 1);
+        let (_, new) = store.rotate_key("shop").unwrap();
+        assert!(write(&old, "m3").is_none(), "the old key is refused");
+        assert_eq!(ids(&store), ["m1", "m2"], "acknowledged events unchanged");
+        let out = write(&new, "m2").unwrap();
+        assert_eq!(
+            (out.stored, out.duplicates),
+            (0, 1),
+            "same project, same dedup"
+        );
+        assert_eq!(write(&new, "m4").unwrap().stored, 1);
+        assert_eq!(ids(&store), ["m1", "m2", "m4"]);
+        // From another process while the store is open.
+        let (_, newest) = Store::rotate_key_in(dir.path(), "shop").unwrap();
+        assert!(write(&new, "m5").is_none());
+        assert_eq!(write(&newest, "m5").unwrap().stored, 1);
+        assert!(matches!(
+            Store::rotate_key_in(&dir.path().join("missing"), "shop"),
+            Err(StoreError::UnknownProject(_))
+        ));
     }
 }

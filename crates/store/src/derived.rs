@@ -44,6 +44,7 @@ CREATE TABLE IF NOT EXISTS model_scores (
     expected_spend REAL,
     clv REAL,
     churn_risk REAL,
+    factors TEXT,
     PRIMARY KEY (person, fit)
 ) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS segments (
@@ -416,6 +417,10 @@ pub struct PersonScore {
     pub clv: Option<f64>,
     /// P(no activity in the churn model's next window).
     pub churn_risk: Option<f64>,
+    /// The churn risk's main factors (a churn fit): up to three `{feature, name,
+    /// contribution}`, largest contribution to the log-odds first.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub churn_factors: Option<serde_json::Value>,
 }
 
 /// Keeps a fit and every buyer's scores in one transaction; returns the fit's id.
@@ -442,8 +447,9 @@ pub(crate) fn record_model_fit(
     {
         let mut insert = tx.prepare(
             "INSERT INTO model_scores
-             (fit, person, p_alive, expected_purchases, p_purchase, expected_spend, clv, churn_risk)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+             (fit, person, p_alive, expected_purchases, p_purchase, expected_spend, clv, churn_risk,
+              factors)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
         )?;
         for s in scores {
             insert.execute(params![
@@ -454,7 +460,8 @@ pub(crate) fn record_model_fit(
                 s.p_purchase,
                 s.expected_spend,
                 s.clv,
-                s.churn_risk
+                s.churn_risk,
+                s.churn_factors.as_ref().map(|f| f.to_string())
             ])?;
         }
     }
@@ -495,7 +502,7 @@ pub(crate) fn latest_scores(dir: &Path) -> Result<Vec<PersonScore>> {
     let conn = open(dir)?;
     let mut stmt = conn.prepare(
         "SELECT fit, person, p_alive, expected_purchases, p_purchase, expected_spend, clv,
-                churn_risk
+                churn_risk, NULL
          FROM model_scores WHERE fit IN (
              SELECT max(id) FROM model_fits WHERE model = 'churn_logistic'
              UNION SELECT max(id) FROM model_fits WHERE model != 'churn_logistic')",
@@ -514,6 +521,9 @@ fn score_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<PersonScore> {
         expected_spend: r.get(5)?,
         clv: r.get(6)?,
         churn_risk: r.get(7)?,
+        churn_factors: r
+            .get::<_, Option<String>>(8)?
+            .and_then(|t| serde_json::from_str(&t).ok()),
     })
 }
 
@@ -522,7 +532,7 @@ pub(crate) fn person_scores(dir: &Path, person: u64) -> Result<Vec<PersonScore>>
     let conn = open(dir)?;
     let mut stmt = conn.prepare(
         "SELECT fit, person, p_alive, expected_purchases, p_purchase, expected_spend, clv,
-                churn_risk
+                churn_risk, factors
          FROM model_scores
          WHERE person = ?1 ORDER BY fit DESC",
     )?;
@@ -559,6 +569,13 @@ fn open(dir: &Path) -> Result<Connection> {
         .exists([])?;
     if !has_tag {
         conn.execute_batch("ALTER TABLE segments ADD COLUMN tag INTEGER NOT NULL DEFAULT 0")?;
+    }
+    // Added later still: the churn risk's main factors per person.
+    let has_factors: bool = conn
+        .prepare("SELECT 1 FROM pragma_table_info('model_scores') WHERE name = 'factors'")?
+        .exists([])?;
+    if !has_factors {
+        conn.execute_batch("ALTER TABLE model_scores ADD COLUMN factors TEXT")?;
     }
     Ok(conn)
 }
@@ -706,9 +723,16 @@ mod tests {
             expected_spend: None,
             clv: Some(10.0 * p),
             churn_risk: None,
+            churn_factors: None,
         };
         let a = record_model_fit(dir.path(), &fit(1), &[score(7, 0.5), score(8, 0.25)]).unwrap();
-        let b = record_model_fit(dir.path(), &fit(2), &[score(7, 0.75)]).unwrap();
+        let factors = serde_json::json!([{"feature": "recency", "contribution": 0.5}]);
+        let risky = PersonScore {
+            churn_risk: Some(0.75),
+            churn_factors: Some(factors.clone()),
+            ..score(7, 0.75)
+        };
+        let b = record_model_fit(dir.path(), &fit(2), &[risky]).unwrap();
         assert!(b > a);
         let fits = model_fits(dir.path()).unwrap();
         assert_eq!(fits.iter().map(|f| f.id).collect::<Vec<_>>(), vec![b, a]);
@@ -718,8 +742,26 @@ mod tests {
             s.iter().map(|s| (s.fit, s.p_alive)).collect::<Vec<_>>(),
             vec![(b, Some(0.75)), (a, Some(0.5))]
         );
+        assert_eq!(s[0].churn_factors, Some(factors));
+        assert_eq!(s[1].churn_factors, None);
         assert_eq!(person_scores(dir.path(), 8).unwrap()[0].clv, Some(2.5));
         assert!(person_scores(dir.path(), 9).unwrap().is_empty());
+    }
+
+    #[test]
+    fn a_stream_from_before_factors_gets_the_column() {
+        let dir = tempfile::tempdir().unwrap();
+        let conn = Connection::open(dir.path().join("derived.db")).unwrap();
+        conn.execute_batch(
+            "CREATE TABLE model_scores (fit INTEGER NOT NULL, person INTEGER NOT NULL,
+                 p_alive REAL, expected_purchases REAL, p_purchase REAL, expected_spend REAL,
+                 clv REAL, churn_risk REAL, PRIMARY KEY (person, fit)) WITHOUT ROWID;
+             INSERT INTO model_scores VALUES (1, 7, 0.5, NULL, NULL, NULL, 3.0, NULL);",
+        )
+        .unwrap();
+        drop(conn);
+        let s = person_scores(dir.path(), 7).unwrap();
+        assert_eq!((s[0].clv, s[0].churn_factors.clone()), (Some(3.0), None));
     }
 
     #[test]

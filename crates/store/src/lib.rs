@@ -187,6 +187,22 @@ impl Store {
         Ok(Catalog::open(data_dir)?.all())
     }
 
+    /// Gives a project a new write key and returns it (shown only this once). The old key is
+    /// refused from the next request on; events it wrote stay as they are.
+    pub fn rotate_key(&self, name: &str) -> Result<(ProjectInfo, String)> {
+        self.catalog.lock().expect("catalog lock").rotate_key(name)
+    }
+
+    /// [`Store::rotate_key`] in the catalog of `data_dir` without opening the store, so it
+    /// works while a server owns the folder: the server refuses the old key from its next
+    /// request on (it notices the catalog changed before each key lookup).
+    pub fn rotate_key_in(data_dir: &std::path::Path, name: &str) -> Result<(ProjectInfo, String)> {
+        if !data_dir.join("catalog.db").exists() {
+            return Err(StoreError::UnknownProject(name.to_string()));
+        }
+        Catalog::open(data_dir)?.rotate_key(name)
+    }
+
     /// Records a day's lifecycle stage changes, (person, from, to), in the project's derived
     /// stream; idempotent per person and day. Returns rows added.
     pub fn record_stage_changes(
@@ -230,6 +246,13 @@ impl Store {
             Some(id) => p.profile(id),
             None => Ok(None),
         }
+    }
+
+    /// The trait keys of the newest `sample` persons (top level, and one level into objects
+    /// as `a.b`), with how many of them have each, most common first: what a segment builder
+    /// offers to pick from.
+    pub fn trait_keys(&self, project: ProjectId, sample: usize) -> Result<Vec<(String, usize)>> {
+        self.handle(project)?.trait_keys(sample)
     }
 
     /// Calls `f(person, traits as JSON text)` for every canonical person in id order, or,

@@ -870,6 +870,32 @@ impl Project {
 
     /// Calls `f(person, traits JSON)` for every canonical person, or, given `persons`, for
     /// each of them (`None` for a person merged into another or not known).
+    pub(crate) fn trait_keys(&self, sample: usize) -> Result<Vec<(String, usize)>> {
+        let conn = self.reader()?;
+        let mut stmt = conn.prepare(
+            "SELECT traits FROM persons WHERE merged_into IS NULL ORDER BY id DESC LIMIT ?1",
+        )?;
+        let mut rows = stmt.query(params![sample.min(i64::MAX as usize) as i64])?;
+        let mut counts: HashMap<String, usize> = HashMap::new();
+        while let Some(r) = rows.next()? {
+            let text = r.get_ref(0)?.as_str().map_err(rusqlite::Error::from)?;
+            let Ok(serde_json::Value::Object(traits)) = serde_json::from_str(text) else {
+                continue;
+            };
+            for (k, v) in &traits {
+                *counts.entry(k.clone()).or_default() += 1;
+                if let serde_json::Value::Object(inner) = v {
+                    for k2 in inner.keys() {
+                        *counts.entry(format!("{k}.{k2}")).or_default() += 1;
+                    }
+                }
+            }
+        }
+        let mut keys: Vec<(String, usize)> = counts.into_iter().collect();
+        keys.sort_by(|a, b| b.1.cmp(&a.1).then_with(|| a.0.cmp(&b.0)));
+        Ok(keys)
+    }
+
     pub(crate) fn for_each_traits(
         &self,
         persons: Option<&[u64]>,
