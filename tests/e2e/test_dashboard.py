@@ -5,6 +5,7 @@ from a search, the language switches. The screenshots it takes go to docs/screen
 from __future__ import annotations
 
 import json
+import math
 
 import requests
 
@@ -114,6 +115,11 @@ def test_pages_show_the_apis_numbers_in_both_languages(demo, browser):
         cells = rows.nth(i + 1).inner_text().split("\t")
         assert int(cells[1].replace(",", "")) == step["persons"], (cells, step)
     assert page.locator(".chart canvas").count() >= 1
+    # Time to convert: the API's median, mean and 90th percentile in days / hours / minutes.
+    ttc = funnel["time_to_convert"]
+    assert ttc and ttc["persons"] > 0, funnel
+    for key, field in [("median", "median_ms"), ("mean", "mean_ms"), ("p90", "p90_ms")]:
+        assert page.inner_text(f"[data-testid=ttc-{key}]") == duration(ttc[field]), key
     page.screenshot(path=str(SHOTS / "funnel.png"), full_page=True)
     page.click("[data-testid=save-dropped-2]")
     page.wait_for_selector("[data-testid=members]", timeout=30_000)
@@ -290,3 +296,13 @@ def test_a_server_with_an_admin_token_asks_for_it(make_server, browser):
     page.wait_for_selector("body[data-ready=segments]", timeout=30_000)
     assert not page.is_visible("[data-testid=login]")
     assert page.inner_text("#psize") == "0 of 0"
+
+
+def duration(ms: float) -> str:
+    """A span as the dashboard writes it in English: the largest unit it reaches, one decimal."""
+    for size, unit in [(86_400_000, "days"), (3_600_000, "hours"), (60_000, "min"), (1000, "s")]:
+        if ms >= size:
+            break
+    value = math.floor(ms / size * 10 + 0.5) / 10  # as Math.round
+    text = f"{value:,.1f}".removesuffix(".0")
+    return f"{text} {unit}"

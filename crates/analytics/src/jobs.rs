@@ -539,6 +539,30 @@ pub fn segment_preview(
     .into_result(sample))
 }
 
+/// Brings the project's profile table in `cache` up to date (loading it the first time), with
+/// the trait columns and memberships its saved dynamic segments name; returns its persons. A
+/// server calls it at start so that the first segment question does not wait for the load.
+pub fn warm_profiles(
+    store: &Store,
+    project: &ProjectInfo,
+    cache: &ProfileCache,
+    now: Timestamp,
+    threads: usize,
+) -> Result<usize, RunError> {
+    let (_, trees) = dynamic_segments(store, project)?;
+    let (keys, segments) = needs(&trees);
+    let snapshot = store.snapshot(project.id)?;
+    Ok(cache.with_table(
+        store,
+        project,
+        &snapshot,
+        &keys,
+        &segments,
+        (now.millis(), threads),
+        |table| table.len(),
+    )?)
+}
+
 /// Every scored person's newest model scores by name (`clv`, `p_alive`, `expected_purchases`,
 /// `p_purchase`, `churn_risk`), from the newest customer-value and churn fits.
 pub fn scores_by_person(

@@ -157,8 +157,18 @@ fn touched_rounds_follow_the_data_and_agree_with_a_full_round() {
             assert_eq!((entered, exited), (&0, &0), "segment {id}: {full:?}");
         }
     }
-    // A fresh cache (a restarted server) agrees.
+    // A fresh cache (a restarted server), warmed at start as a server does, agrees.
     let fresh = ProfileCache::default();
+    let warmed = lodestar_analytics::jobs::warm_profiles(&store, &project, &fresh, now, 2).unwrap();
+    let mut profiles = 0;
+    store
+        .for_each_traits(project.id, None, &mut |_, _| {
+            profiles += 1;
+            Ok(())
+        })
+        .unwrap();
+    assert!(profiles > 0);
+    assert_eq!(warmed, profiles);
     let again = refresh_segments(&store, &project, &fresh, now, 2).unwrap();
     assert!(again.iter().all(|r| r.1 == 0 && r.2 == 0), "{again:?}");
     assert_eq!(

@@ -166,6 +166,8 @@ addText({
     cf_trend: "Activity trend", cf_breadth_90d: "Breadth of use, 90 days", cf_tenure: "Tenure", cf_conversions_90d: "Conversions, 90 days",
     day: "Day", arrived: "arrived",
     sign_in: "Sign in", admin_token: "Admin token",
+    time_to_convert: "Time to convert (first step to last)", median: "Median", mean: "Mean", p90: "90th percentile",
+    unit_d: "days", unit_h: "hours", unit_min: "min", unit_s: "s",
     token_needed: "This server asks for its admin token (the one it was started with: --admin-token or LODESTAR_ADMIN_TOKEN). It is kept in this tab only.",
   },
   zh: {
@@ -177,9 +179,18 @@ addText({
     cf_trend: "活跃趋势", cf_breadth_90d: "近 90 天行为广度", cf_tenure: "使用时长", cf_conversions_90d: "近 90 天转化次数",
     day: "日期", arrived: "到达",
     sign_in: "登录", admin_token: "管理令牌",
+    time_to_convert: "转化耗时（首步到末步）", median: "中位数", mean: "平均", p90: "90 分位",
+    unit_d: "天", unit_h: "小时", unit_min: "分钟", unit_s: "秒",
     token_needed: "该服务器需要管理令牌（即启动时的 --admin-token 或 LODESTAR_ADMIN_TOKEN）。令牌只保存在当前标签页。",
   },
 });
+
+/** A span of time in words: seconds, minutes, hours or days, one decimal. */
+function duration(ms) {
+  const units = [[86400000, "unit_d"], [3600000, "unit_h"], [60000, "unit_min"], [1000, "unit_s"]];
+  const [size, unit] = units.find(([u]) => ms >= u) || units[units.length - 1];
+  return `${fmt(Math.round((ms / size) * 10) / 10)} ${t(unit)}`;
+}
 
 const when = (ms) => (ms ? new Date(ms).toISOString().replace("T", " ").slice(0, 16) : "—");
 
@@ -296,6 +307,19 @@ async function analyses(params, rest) {
     $("#table").innerHTML = `<table data-testid="funnel"><tr><th>${t("event")}</th><th>${t("persons")}</th><th>${t("conversion")}</th><th>${t("dropped")}</th><th></th></tr>
       ${r.steps.map((x, i) => `<tr><td>${esc(x.event)}</td><td>${fmt(x.persons)}</td><td>${fmt(Math.round(x.conversion_from_first * 1000) / 10)}%</td>
         <td>${fmt(x.dropped)}</td><td>${i > 0 && x.dropped > 0 ? `<button data-drop="${i}" data-testid="save-dropped-${i}">${t("save_dropped")}</button>` : ""}</td></tr>`).join("")}</table>`;
+    // Time to convert (first step to last): median, mean, 90th percentile and the histogram.
+    const ttc = r.time_to_convert;
+    if (ttc && ttc.persons) {
+      $("#table").insertAdjacentHTML("beforeend", `<h2 style="margin-top:16px">${t("time_to_convert")}</h2>
+        <div class="kpis" data-testid="time-to-convert">${[["median", ttc.median_ms], ["mean", ttc.mean_ms], ["p90", ttc.p90_ms]].map(([k, ms]) =>
+          `<div class="card kpi"><div class="muted">${t(k)}</div><div class="value" data-testid="ttc-${k}">${duration(ms)}</div></div>`).join("")}</div>
+        <div class="chart" id="c-ttc" style="height:220px"></div>`);
+      chart($("#c-ttc"), {
+        tooltip: {}, grid: { top: 30, bottom: 30, left: 50, right: 20 },
+        xAxis: { type: "category", data: ttc.histogram.map(([ms]) => `≥ ${duration(ms)}`) }, yAxis: { type: "value", name: t("persons") },
+        series: [{ type: "bar", data: ttc.histogram.map(([, n]) => n) }],
+      });
+    }
     document.querySelectorAll("[data-drop]").forEach((b) => b.addEventListener("click", async () => {
       const at = Number(b.dataset.drop);
       const name = `${steps[at - 1]} → ${steps[at]} ${t("dropped")} ${from}…${to}`;

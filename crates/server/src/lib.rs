@@ -165,6 +165,30 @@ async fn follow_segments(state: Arc<AppState>) {
     }
 }
 
+/// Loads each project's profile table (traits, scores, computed attributes) once at start, in
+/// the background, so that the first segment preview or dashboard page does not wait for it.
+async fn warm_profiles(state: Arc<AppState>) {
+    let done = tokio::task::spawn_blocking(move || {
+        for project in state.store.projects().unwrap_or_default() {
+            let started = std::time::Instant::now();
+            match lodestar_analytics::jobs::warm_profiles(
+                &state.store,
+                &project,
+                &state.profiles,
+                state.clock.now(),
+                state.analysis_threads,
+            ) {
+                Ok(persons) => tracing::info!(project = %project.name, persons, ms = started.elapsed().as_millis() as u64, "profiles loaded"),
+                Err(e) => tracing::warn!(project = %project.name, error = %e, "profiles not loaded"),
+            }
+        }
+    })
+    .await;
+    if let Err(e) = done {
+        tracing::warn!(error = %e, "profile task failed");
+    }
+}
+
 /// Every hour, re-evaluates each project's dynamic segments and records its lifecycle stage
 /// changes for the days that ended since the last time (see
 /// [`lodestar_analytics::jobs::emit_stage_changes`]). The first round waits a minute, so that
@@ -317,6 +341,7 @@ pub async fn serve(
 ) -> std::io::Result<()> {
     tokio::spawn(record_derived(Arc::clone(&state)));
     tokio::spawn(follow_segments(Arc::clone(&state)));
+    tokio::spawn(warm_profiles(Arc::clone(&state)));
     let app = router(state).into_make_service_with_connect_info::<SocketAddr>();
     axum::serve(listener, app)
         .with_graceful_shutdown(shutdown)
