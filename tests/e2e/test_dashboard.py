@@ -211,6 +211,20 @@ def test_pages_show_the_apis_numbers_in_both_languages(demo, browser):
     page.locator("[data-testid=group]").nth(1).locator("[data-testid=remove]").first.click()
     size_is(want)
     assert json.loads(page.input_value("[data-testid=tree]")) == tree
+    # Only orders above 300 count: a condition on the events' properties, then taken back.
+    big = {**tree, "all": [{**tree["all"][0], "where": [{"property": "revenue", "op": "gt", "value": 300}]}, tree["all"][1]]}
+    want_big = api(demo, "/api/projects/demo/segments/preview", {"condition": big, "sample": 0})["size"]
+    did.locator("[data-testid=add-where]").click()
+    where = page.locator("[data-testid=where]")
+    where.locator("[data-testid=f-property]").fill("revenue")
+    where.locator("[data-testid=f-op]").select_option("gt")
+    page.locator("[data-testid=where] [data-testid=f-value]").fill("300")
+    size_is(want_big)
+    assert json.loads(page.input_value("[data-testid=tree]")) == big
+    assert want_big < want
+    page.click("[data-testid=remove-where]")
+    size_is(want)
+    assert json.loads(page.input_value("[data-testid=tree]")) == tree
     page.fill("[data-testid=segment-name]", "Repeat buyers now asleep")
     page.click("[data-testid=save-segment]")
     page.wait_for_selector("[data-testid=members]", timeout=30_000)

@@ -7,7 +7,7 @@ import { $, addText, api, authHeaders, esc, fmt, go, lang, project, showError, t
 addText({
   en: {
     all_of: "All of", any_of: "Any of", add_condition: "+ Condition", add_group: "+ Group",
-    remove: "Remove", not: "not", json_view: "Advanced: the tree as JSON", apply_json: "Use this JSON",
+    remove: "Remove", not: "not", where: "where", add_where: "+ where (event property)", f_event_property: "property", json_view: "Advanced: the tree as JSON", apply_json: "Use this JSON",
     n_trait: "Trait", n_did: "Did an event", n_first_time: "Did it for the first time", n_stopped: "Stopped doing",
     n_restarted: "Came back to", n_in_segment: "In segment", n_computed: "Computed attribute", n_rfm: "RFM layer",
     n_sequence: "Did one event, then another", n_regularly: "Does it regularly", n_aggregate: "Aggregate of events",
@@ -24,7 +24,7 @@ addText({
   },
   zh: {
     all_of: "满足全部", any_of: "满足任一", add_condition: "+ 条件", add_group: "+ 条件组",
-    remove: "删除", not: "非", json_view: "高级：条件树 JSON", apply_json: "使用此 JSON",
+    remove: "删除", not: "非", where: "且事件属性", add_where: "+ 事件属性条件", f_event_property: "属性", json_view: "高级：条件树 JSON", apply_json: "使用此 JSON",
     n_trait: "用户属性", n_did: "做过事件", n_first_time: "首次做某事件", n_stopped: "不再做某事件",
     n_restarted: "重新开始做", n_in_segment: "属于分群", n_computed: "计算属性", n_rfm: "RFM 分层",
     n_sequence: "先做 A 再做 B", n_regularly: "规律地做", n_aggregate: "事件聚合值",
@@ -114,7 +114,8 @@ const options = (list, chosen) => list.map(([v, label]) => `<option value="${esc
 function field(node, [name, kind], path, schema) {
   const p = esc(JSON.stringify(path));
   const attrs = `data-path="${p}" data-field="${name}" data-testid="f-${name}"`;
-  const label = kind === "op" || kind === "numop" || kind === "rfm" || kind === "stages" ? "" : t(`f_${name}`);
+  const label = kind === "op" || kind === "numop" || kind === "rfm" || kind === "stages" ? ""
+    : kind === "prop" ? t("f_event_property") : t(`f_${name}`);
   const wrap = (inner) => `<label class="field">${label ? `<span class="muted">${esc(label)}</span>` : ""}${inner}</label>`;
   const value = node[name];
   switch (kind) {
@@ -122,6 +123,8 @@ function field(node, [name, kind], path, schema) {
       return wrap(`<input ${attrs} list="dl-events" value="${esc(value ?? "")}" size="16">`);
     case "trait":
       return wrap(`<input ${attrs} list="dl-traits" value="${esc(value ?? "")}" size="12">`);
+    case "prop":
+      return wrap(`<input ${attrs} value="${esc(value ?? "")}" size="12">`);
     case "int":
       return wrap(`<input ${attrs} data-kind="int" type="number" min="0" value="${value ?? ""}" style="width:5.5em">`);
     case "op":
@@ -174,8 +177,14 @@ function nodeHtml(node, path, schema, depth) {
     // A node this builder does not know: kept as it is, edited in the JSON.
     return `<div class="leaf row">${notBox}<code>${esc(JSON.stringify(inner))}</code>${remove}</div>`;
   }
-  return `<div class="leaf row" data-testid="leaf-${inner.type}">${notBox}<b>${t(`n_${inner.type}`)}</b>
-    ${fields.map((f) => field(inner, f, innerPath, schema)).join("")}${remove}</div>`;
+  // `did` may count only events whose properties pass conditions (`where`).
+  const where = inner.type === "did" ? `<div class="where">${(inner.where || []).map((c, i) => {
+    const at = [...innerPath, "where", i];
+    return `<span class="row" data-testid="where">${t("where")} ${field(c, ["property", "prop"], at, schema)}${field(c, ["op", "op"], at, schema)}${field(c, ["value", "value"], at, schema)}
+      <button type="button" class="link" data-remove-where="${esc(JSON.stringify(at))}" data-testid="remove-where">✕</button></span>`;
+  }).join("")}<button type="button" class="link add" data-add-where="${ip}" data-testid="add-where">${t("add_where")}</button></div>` : "";
+  return `<div class="leaf" data-testid="leaf-${inner.type}"><div class="row">${notBox}<b>${t(`n_${inner.type}`)}</b>
+    ${fields.map((f) => field(inner, f, innerPath, schema)).join("")}${remove}</div>${where}</div>`;
 }
 
 export function segmentBuilder() {
@@ -270,6 +279,16 @@ export async function bindBuilder() {
       changed(true);
     } else if (el.dataset.addGroup) {
       groupAt("data-add-group").push({ type: "or", any: [fresh("did", schema)] });
+      changed(true);
+    } else if (el.dataset.addWhere) {
+      const node = at(tree, path(el, "data-add-where"));
+      node.where = [...(node.where || []), { property: "", op: "eq", value: "" }];
+      changed(true);
+    } else if (el.dataset.removeWhere) {
+      const p = path(el, "data-remove-where");
+      const node = at(tree, p.slice(0, -2));
+      node.where.splice(p[p.length - 1], 1);
+      if (!node.where.length) delete node.where;
       changed(true);
     } else if (el.dataset.remove) {
       const p = path(el, "data-remove");
