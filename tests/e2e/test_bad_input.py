@@ -141,6 +141,21 @@ def test_missing_write_key_is_401(lodestar):
     assert stored_total(lodestar) == before
 
 
+def test_a_key_rotated_from_the_command_line_is_refused_by_the_running_server(lodestar):
+    old = lodestar.write_key
+    assert lodestar.post("track", track(), key=old).status_code == 200
+    out = lodestar.ws.cli("projects", "rotate-key", lodestar.project).stdout
+    lines = [line for line in out.splitlines() if line.strip()]
+    assert len(lines) == 1 and lines[0].startswith("lsk_"), out
+    new = lines[0].strip()
+    # The server never restarted: the very next request with the old key is refused.
+    expect_error(lodestar.post("track", track(), key=old), 401, "invalid_write_key")
+    assert lodestar.post("track", track(), key=new).status_code == 200
+    # An unknown project is told as such.
+    proc = lodestar.ws.cli("projects", "rotate-key", "no-such-project", check=False)
+    assert proc.returncode != 0 and "no-such-project" in proc.stderr
+
+
 # --- sizes -------------------------------------------------------------------------------
 
 
