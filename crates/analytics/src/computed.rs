@@ -229,7 +229,8 @@ pub(crate) fn days_active(times: impl Iterator<Item = i64>, now: i64) -> usize {
 /// or compare, or another aggregate.
 pub(crate) fn numeric(agg: &str, numbers: &[f64]) -> Option<f64> {
     match agg {
-        "sum" => Some(numbers.iter().sum()),
+        // (From +0: an empty `Iterator::sum` of floats is -0, which reads as "-0".)
+        "sum" => Some(numbers.iter().fold(0.0, |a, b| a + b)),
         "avg" => (!numbers.is_empty()).then(|| numbers.iter().sum::<f64>() / numbers.len() as f64),
         "min" => numbers.iter().copied().reduce(f64::min),
         "max" => numbers.iter().copied().reduce(f64::max),
@@ -300,4 +301,15 @@ pub fn compute_all(
 /// The empty value of a definition (a person with no events).
 pub fn empty_value(def: &Computed) -> Option<Value> {
     def.empty()
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn the_sum_of_nothing_is_a_plain_zero() {
+        let sum = super::numeric("sum", &[]).unwrap();
+        assert!(sum == 0.0 && sum.is_sign_positive(), "{sum}");
+        assert_eq!(serde_json::json!(sum).to_string(), "0.0");
+        assert_eq!(super::numeric("sum", &[1.5, -0.5]), Some(1.0));
+    }
 }

@@ -110,7 +110,8 @@ export function disposeCharts() {
 export const t = (key) => (TEXT[lang] && TEXT[lang][key]) || TEXT.en[key] || key;
 export const $ = (sel) => document.querySelector(sel);
 export const esc = (s) => String(s ?? "").replace(/[&<>"']/g, (c) => ({ "&": "&amp;", "<": "&lt;", ">": "&gt;", '"': "&quot;", "'": "&#39;" })[c]);
-export const fmt = (n) => (typeof n === "number" ? n.toLocaleString(lang === "zh" ? "zh-CN" : "en-US", { maximumFractionDigits: 2 }) : esc(n));
+// (`n + 0` turns -0, which some sums give, into 0.)
+export const fmt = (n) => (typeof n === "number" ? (n + 0).toLocaleString(lang === "zh" ? "zh-CN" : "en-US", { maximumFractionDigits: 2 }) : esc(n));
 
 /** The route: page, its parameters (from the hash) and the rest of the path. */
 export function route() {
