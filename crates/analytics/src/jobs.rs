@@ -92,7 +92,8 @@ pub struct PersonView {
     pub timeline: Vec<TimelineEvent>,
 }
 
-/// What a project's data holds, for a segment builder's pickers.
+/// What a project's data holds and the built-in choices, for the pickers of a segment
+/// builder and a settings form.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Schema {
     /// Every event name stored, sorted (not the empty name of identify and alias calls).
@@ -107,6 +108,14 @@ pub struct Schema {
     pub scores: Vec<String>,
     /// Saved segments (id and name), for `in_segment`.
     pub segments: Vec<(i64, String)>,
+    /// The aggregates a segment's `aggregate` condition may use.
+    pub segment_aggregates: Vec<String>,
+    /// The aggregates a computed attribute may use.
+    pub computed_aggregates: Vec<String>,
+    /// The built-in stage rules by preset name, for a settings form to show and start from.
+    pub stage_presets: Vec<(String, StageRules)>,
+    /// The built-in RFM layers of the `segments` scheme.
+    pub rfm_default_layers: Vec<crate::rfm::LayerRule>,
 }
 
 /// A trait key and how many of the sampled persons have it.
@@ -147,11 +156,8 @@ pub fn schema(store: &Store, project: &ProjectInfo) -> Result<Schema, RunError> 
         .collect();
     events.sort();
     events.dedup();
-    let mut params = serde_json::json!({"date_from": "2026-01-01", "date_to": "2026-01-01"});
-    crate::registry::apply_defaults("rfm", &mut params, &settings);
-    let spec: crate::rfm::RfmSpec = serde_json::from_value(params)
-        .map_err(|e| AnalyticsError::invalid("defaults.rfm", e.to_string()))?;
     let named = |(key, name, name_zh): (String, String, String)| Named { key, name, name_zh };
+    let strings = |list: &[&str]| list.iter().map(|s| s.to_string()).collect();
     Ok(Schema {
         events,
         traits: store
@@ -163,22 +169,25 @@ pub fn schema(store: &Store, project: &ProjectInfo) -> Result<Schema, RunError> 
             .into_iter()
             .map(|d| d.name)
             .collect(),
-        rfm_layers: spec
-            .query(1)?
+        rfm_layers: rfm_query(&settings, 1)?
             .scheme
             .layers()
             .into_iter()
             .map(named)
             .collect(),
-        scores: crate::segment::SCORES
-            .iter()
-            .map(|s| s.to_string())
-            .collect(),
+        scores: strings(&crate::segment::SCORES),
         segments: store
             .segments(project.id)?
             .into_iter()
             .map(|s| (s.id, s.name))
             .collect(),
+        segment_aggregates: strings(&crate::segment::AGGREGATES),
+        computed_aggregates: strings(&crate::computed::COMPUTED_AGGREGATES),
+        stage_presets: crate::stages::PRESETS
+            .iter()
+            .map(|p| Ok((p.to_string(), StageRules::preset(p)?)))
+            .collect::<crate::Result<_>>()?,
+        rfm_default_layers: crate::rfm::LayerRule::defaults(),
     })
 }
 
@@ -840,6 +849,18 @@ fn evaluate(
     )?
 }
 
+/// An RFM question under the project's settings (`defaults.rfm`), its range still to set.
+fn rfm_query(
+    settings: &lodestar_store::ProjectSettings,
+    threads: usize,
+) -> Result<crate::rfm::RfmQuery, RunError> {
+    let mut params = serde_json::json!({"date_from": "2026-01-01", "date_to": "2026-01-01"});
+    crate::registry::apply_defaults("rfm", &mut params, settings);
+    let spec: crate::rfm::RfmSpec = serde_json::from_value(params)
+        .map_err(|e| AnalyticsError::invalid("defaults.rfm", e.to_string()))?;
+    Ok(spec.query(threads)?)
+}
+
 /// Every buyer's RFM layer key over the `days` before `now`, under the project's RFM
 /// settings (`defaults.rfm`: purchase events, scheme, layers).
 fn rfm_layers(
@@ -849,11 +870,7 @@ fn rfm_layers(
     now: Timestamp,
     threads: usize,
 ) -> Result<std::collections::HashMap<u64, String>, RunError> {
-    let mut params = serde_json::json!({"date_from": "2026-01-01", "date_to": "2026-01-01"});
-    crate::registry::apply_defaults("rfm", &mut params, settings);
-    let spec: crate::rfm::RfmSpec = serde_json::from_value(params)
-        .map_err(|e| AnalyticsError::invalid("defaults.rfm", e.to_string()))?;
-    let mut q = spec.query(threads)?;
+    let mut q = rfm_query(settings, threads)?;
     q.to_ms = now.millis();
     q.from_ms = now.millis() - i64::from(days) * 86_400_000;
     q.list = usize::MAX;

@@ -90,6 +90,9 @@ pub struct StageRules {
     pub resurrected_days: u32,
 }
 
+/// The names [`StageRules::preset`] knows.
+pub const PRESETS: [&str; 3] = ["ecommerce", "saas", "education"];
+
 impl StageRules {
     /// Documented defaults: `ecommerce` (Order Completed; dormant after 30 days, churned after
     /// 90; mature at 3 orders), `saas` (Subscription Started; 14 / 60 days; mature at 2
@@ -103,7 +106,7 @@ impl StageRules {
             _ => {
                 return Err(AnalyticsError::invalid(
                     "preset",
-                    format!("{name:?} is not one of ecommerce, saas, education"),
+                    format!("{name:?} is not one of {}", PRESETS.join(", ")),
                 ));
             }
         };

@@ -5,7 +5,7 @@
 
 import {
   $, PAGES, addText, analysis, api, bindRange, chart, disposeCharts, esc, fmt, go, lang, pin, project,
-  range, rangeForm, resizeCharts, route, setLang, setToken, showError, t, table,
+  range, rangeForm, resizeCharts, route, setLang, setToken, showError, t, table, when,
 } from "./core.js";
 import { segments } from "./segments.js";
 import { settings } from "./settings.js";
@@ -191,8 +191,6 @@ function duration(ms) {
   const [size, unit] = units.find(([u]) => ms >= u) || units[units.length - 1];
   return `${fmt(Math.round((ms / size) * 10) / 10)} ${t(unit)}`;
 }
-
-const when = (ms) => (ms ? new Date(ms).toISOString().replace("T", " ").slice(0, 16) : "—");
 
 function profile(p) {
   const traits = Object.entries(p.profile.traits || {}).map(([k, v]) => [k, esc(typeof v === "object" ? JSON.stringify(v) : v)]);

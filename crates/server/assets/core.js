@@ -186,6 +186,9 @@ export function chart(el, option) {
   return c;
 }
 
+/** An instant (ms) as UTC `YYYY-MM-DD HH:MM`, or "—" for none. */
+export const when = (ms) => (ms ? new Date(ms).toISOString().replace("T", " ").slice(0, 16) : "—");
+
 export function day(d) {
   return d.toISOString().slice(0, 10);
 }

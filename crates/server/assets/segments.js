@@ -2,7 +2,7 @@
 // each condition negatable), with its JSON alongside for the rarer fields, a live size
 // preview, and the saved segments with their members, history and export.
 
-import { $, addText, api, authHeaders, esc, fmt, go, lang, project, showError, t } from "./core.js";
+import { $, STAGES, addText, api, authHeaders, esc, fmt, go, lang, project, showError, t, when } from "./core.js";
 
 addText({
   en: {
@@ -43,8 +43,6 @@ addText({
 
 const OPS = ["eq", "neq", "gt", "gte", "lt", "lte", "contains", "not_contains", "in", "not_in", "is_set", "is_not_set", "between", "within_days", "before_days"];
 const NUMBER_OPS = ["eq", "neq", "gt", "gte", "lt", "lte", "between", "is_set", "is_not_set"];
-const AGGS = ["count", "sum", "avg", "min", "max", "first", "last", "days_active"];
-const STAGES = ["onboarding", "growth", "maturity", "dormant", "churned", "resurrected"];
 
 /** Each leaf type's fields: [name, kind], kind one of event, trait, int, op, value, list… */
 const FIELDS = {
@@ -134,7 +132,7 @@ function field(node, [name, kind], path, schema) {
       if (node.op === "is_set" || node.op === "is_not_set") return "";
       return wrap(`<input ${attrs} data-kind="value" value="${esc(showValue(value))}" size="12" placeholder="${["in", "not_in", "between"].includes(node.op) ? t("list_hint") : ""}">`);
     case "agg":
-      return wrap(`<select ${attrs}>${options(AGGS.map((a) => [a, a]), value)}</select>`);
+      return wrap(`<select ${attrs}>${options(schema.segment_aggregates.map((a) => [a, a]), value)}</select>`);
     case "score":
       return wrap(`<select ${attrs}>${options(schema.scores.map((s) => [s, s]), value)}</select>`);
     case "computed":
@@ -339,7 +337,7 @@ export async function segments(params) {
   $("#view").innerHTML = `<h1>${t("segments")}</h1>${segmentBuilder()}${list.length ? `<div class="card"><table data-testid="segments">
     <tr><th>${t("name")}</th><th>${t("kind")}</th><th>${t("size")}</th><th>${t("evaluated")}</th></tr>
     ${list.map((s) => `<tr><td><a href="#/segments?project=${encodeURIComponent(project())}&id=${s.id}">${esc(s.name)}</a>${s.tag ? ` <span class="tag">${t("tags")}</span>` : ""}</td>
-      <td>${s.dynamic ? t("dynamic") : t("static")}</td><td>${fmt(s.size)}</td><td>${s.evaluated_at ? esc(new Date(s.evaluated_at).toISOString().replace("T", " ").slice(0, 16)) : ""}</td></tr>`).join("")}
+      <td>${s.dynamic ? t("dynamic") : t("static")}</td><td>${fmt(s.size)}</td><td>${s.evaluated_at ? esc(when(s.evaluated_at)) : ""}</td></tr>`).join("")}
     </table></div>` : `<div class="empty">${t("no_segments")}</div>`}<div id="members"></div>`;
   await bindBuilder();
   if (chosen) {
@@ -366,7 +364,7 @@ export async function segments(params) {
     const events = await api(`/api/projects/${encodeURIComponent(project())}/segment_events?segment=${chosen.id}&limit=10000`);
     const rows = events.segment_events.slice(-50).reverse();
     $("#members").insertAdjacentHTML("beforeend", `<div class="card" style="margin-top:12px"><h2>${t("history")}</h2>
-      <table data-testid="history">${rows.map((e) => `<tr><td>${esc(new Date(e.at).toISOString().replace("T", " ").slice(0, 16))}</td>
+      <table data-testid="history">${rows.map((e) => `<tr><td>${esc(when(e.at))}</td>
         <td><a href="#/users?project=${encodeURIComponent(project())}&q=${e.person}">${e.person}</a></td><td>${t(e.event === "segment entered" ? "entered" : "exited")}</td></tr>`).join("")}</table></div>`);
   }
 }

@@ -99,31 +99,11 @@ addText({
   },
 });
 
-// The server's built-in values, to show what a preset means and to start editing from.
-// Keep them equal to `StageRules::preset` (crates/analytics/src/stages.rs) and
-// `LayerRule::defaults` (crates/analytics/src/rfm.rs); the browser test checks both.
-const STAGE_PRESETS = {
-  ecommerce: ["Order Completed", 30, 90, 3],
-  saas: ["Subscription Started", 14, 60, 2],
-  education: ["Lesson Completed", 7, 30, 10],
-};
-const DEFAULT_LAYERS = [
-  ["champions", "Champions", "冠军客户", [5, 5], [4, 5]],
-  ["loyal", "Loyal", "忠诚客户", [3, 4], [4, 5]],
-  ["potential_loyalist", "Potential loyalist", "潜力客户", [4, 5], [2, 3]],
-  ["new", "New", "新客户", [5, 5], [1, 1]],
-  ["promising", "Promising", "有潜力的新客", [4, 4], [1, 1]],
-  ["need_attention", "Need attention", "需要关注", [3, 3], [3, 3]],
-  ["about_to_sleep", "About to sleep", "即将沉睡", [3, 3], [1, 2]],
-  ["cant_lose", "Can't lose", "不能失去", [1, 2], [5, 5]],
-  ["at_risk", "At risk", "流失风险", [1, 2], [3, 4]],
-  ["hibernating", "Hibernating", "沉睡客户", [2, 2], [1, 2]],
-  ["lost", "Lost", "已流失", [1, 1], [1, 2]],
-].map(([key, name, name_zh, r, f]) => ({ key, name, name_zh, r, f }));
-// The allowed values, as the registry checks them (trends' `Math`, `COMPUTED_AGGREGATES`).
+// The server's built-in choices (`GET …/schema`): the stage presets, to show what one means
+// and to start editing from; the default RFM layers; the computed attributes' aggregates.
+let builtins = { stage_presets: [], rfm_default_layers: [], computed_aggregates: [] };
+// The measures trends' `Math` accepts.
 const MATHS = ["total", "unique", "per_person_avg", "sum", "avg", "min", "max"];
-const AGGS = ["count", "sum", "avg", "min", "max", "first", "last", "most_frequent", "distinct_count",
-  "days_active", "first_time", "last_time"];
 
 const settingsPath = () => `/api/projects/${encodeURIComponent(project())}/settings`;
 const options = (values, label) => values.map((v) => [v, label(v)]);
@@ -328,14 +308,13 @@ const ruleFields = () => [
 ].map((c) => ({ ...c, label: t(c.label), placeholder: c.placeholder && t(c.placeholder) }));
 
 function presetRules(name) {
-  const [conversion_event, dormant_days, churn_days, mature_conversions] = STAGE_PRESETS[name];
-  return { activity_events: [], conversion_event, dormant_days, churn_days, mature_conversions, resurrected_days: dormant_days };
+  return builtins.stage_presets.find(([preset]) => preset === name)[1];
 }
 
 function stagesCard(d) {
   const mode = d.rules ? "custom" : d.preset || "ecommerce";
   const rules = d.rules || presetRules(mode);
-  const modes = [...Object.keys(STAGE_PRESETS).map((p) => [p, t(`set_preset_${p}`)]), ["custom", t("set_custom")]];
+  const modes = [...builtins.stage_presets.map(([p]) => [p, t(`set_preset_${p}`)]), ["custom", t("set_custom")]];
   return card("form-stages", t("set_stages"), t("set_stages_help"), `<div class="fields">
     ${field({ key: "mode", field: "preset", label: t("set_rules"), options: modes }, mode)}
     ${ruleFields().map((c) => field(c, c.key === "activity_events" ? (rules.activity_events || []).join(", ") : rules[c.key])).join("")}
@@ -393,7 +372,7 @@ function rfmCard(d) {
     <label class="check">${input({ key: "any_value", field: "purchase_events", label: t("set_any_value"), type: "checkbox" }, events?.length === 0)} ${t("set_any_value")}</label>
     ${field({ key: "scheme", label: t("set_scheme"), options: schemes }, d.scheme)}</div>
     <div data-part="layers"><p class="muted">${t("set_layers_help")}</p>
-    ${listTable(LAYER_COLS(), (d.layers || DEFAULT_LAYERS).map(layerRow), "layers")}</div>
+    ${listTable(LAYER_COLS(), (d.layers || builtins.rfm_default_layers).map(layerRow), "layers")}</div>
     ${saveRow(`<button type="button" data-add>${t("set_add_layer")}</button><button type="button" data-reset>${t("set_reset_layers")}</button>`)}`);
 }
 
@@ -402,7 +381,7 @@ function bindRfm() {
   const cols = LAYER_COLS();
   bindList(form, cols, { r_lo: 1, r_hi: 5, f_lo: 1, f_hi: 5 });
   form.querySelector("[data-reset]").addEventListener("click", () => {
-    form.querySelector("table.edit tbody").innerHTML = DEFAULT_LAYERS.map((l) => rowHtml(cols, layerRow(l))).join("");
+    form.querySelector("table.edit tbody").innerHTML = builtins.rfm_default_layers.map((l) => rowHtml(cols, layerRow(l))).join("");
   });
   const any = form.querySelector("[data-key=any_value]");
   const scheme = form.querySelector("[data-key=scheme]");
@@ -421,7 +400,7 @@ function bindRfm() {
     optional(next, "scheme", scheme.value === "segments" ? undefined : scheme.value);
     const layers = readRows(form, "layers").map((r) => ({ key: r.key, name: r.name, name_zh: r.name_zh, r: [r.r_lo, r.r_hi], f: [r.f_lo, r.f_hi] }));
     // The built-in layers stay the server's (they may improve); others are the project's.
-    const own = scheme.value === "segments" && JSON.stringify(layers) !== JSON.stringify(DEFAULT_LAYERS);
+    const own = scheme.value === "segments" && JSON.stringify(layers) !== JSON.stringify(builtins.rfm_default_layers);
     optional(next, "layers", own ? layers : undefined);
     return Object.keys(next).length ? next : undefined;
   }));
@@ -467,7 +446,7 @@ function bindNorthStar() {
 
 const COMPUTED_COLS = () => [
   { key: "name", label: t("name"), placeholder: "spend_90d" },
-  { key: "agg", label: t("set_agg"), options: options(AGGS, (a) => `${a} — ${t(`set_agg_${a}`)}`) },
+  { key: "agg", label: t("set_agg"), options: options(builtins.computed_aggregates, (a) => `${a} — ${t(`set_agg_${a}`)}`) },
   { key: "event", label: t("event"), placeholder: t("set_any_event") },
   { key: "property", label: t("set_property"), placeholder: t("set_property_ph") },
   { key: "days", label: t("set_days"), type: "number", min: 1, placeholder: t("set_days_ph") },
@@ -505,7 +484,10 @@ function renderForms(s) {
 }
 
 export async function settings() {
-  const s = await api(settingsPath());
+  const [s, schema] = await Promise.all([
+    api(settingsPath()), api(`/api/projects/${encodeURIComponent(project())}/schema`),
+  ]);
+  builtins = schema;
   $("#view").innerHTML = `<h1>${t("settings")}</h1><div class="settings">
     ${projectsCard()}${zoneCard(s)}<div id="forms" class="settings"></div>
     <details class="card advanced" data-testid="advanced"><summary>${t("set_advanced")}</summary>

@@ -438,6 +438,19 @@ async fn analyses_answer_json_and_name_bad_fields() {
     assert_eq!(schema["events"], json!(["buy", "view"]));
     assert_eq!(schema["rfm_layers"][0]["key"], "important_value");
     assert!(schema["scores"].as_array().unwrap().contains(&json!("clv")));
+    // And the built-in choices a settings form starts from, as the analyses use them.
+    assert_eq!(schema["stage_presets"][0][0], "ecommerce");
+    assert_eq!(
+        schema["stage_presets"][0][1]["conversion_event"],
+        "Order Completed"
+    );
+    assert_eq!(schema["rfm_default_layers"][0]["key"], "champions");
+    assert!(
+        schema["computed_aggregates"]
+            .as_array()
+            .unwrap()
+            .contains(&json!("most_frequent"))
+    );
     let (_, by_id) = call(
         &app,
         get(&format!("/api/projects/shop/persons?id={id}&limit=1")),
